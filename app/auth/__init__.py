@@ -1,0 +1,1 @@
+"""Accounts, tokens, WeChat and staff login, roles and region scope."""

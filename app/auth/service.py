@@ -1,0 +1,133 @@
+"""Login and account use cases. Each function owns its commit."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from typing import Iterable
+
+from flask import current_app
+from sqlalchemy import select
+
+from app import wechat
+from app.auth import throttle
+from app.auth.models import DONOR, STAFF_ROLES, StaffRegion, User
+from app.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, needs_rehash, verify_password
+from app.auth.tokens import issue_access_token
+from app.errors import AppError
+from app.extensions import db
+from app.regions import validate_region_code
+from app.types import utcnow
+
+log = logging.getLogger(__name__)
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,64}$")
+DEV_PREFIX = "dev:"
+
+
+def token_response(user: User) -> dict:
+    token, ttl = issue_access_token(user)
+    return {"access_token": token, "token_type": "Bearer", "expires_in": ttl, "user": user}
+
+
+def login_wechat(code: str) -> dict:
+    """A donor logs in with a wx.login code; the account is made on first login."""
+    if code.startswith(DEV_PREFIX):
+        if not current_app.config["DEV_LOGIN_ENABLED"]:
+            raise AppError("wechat_code_invalid", 401, "微信登录凭证无效")
+        name = code[len(DEV_PREFIX):].strip()
+        if not name or len(name) > 32:
+            raise AppError("validation_error", 422, "开发登录需要 1 到 32 个字符的名字",
+                           errors={"code": ["dev: 后须有名字"]})
+        openid, unionid, display = f"dev-{name}", None, name
+    else:
+        session = wechat.code_to_session(code)
+        openid, unionid, display = session.openid, session.unionid, None
+    user = db.session.execute(select(User).filter_by(wechat_openid=openid)).scalar_one_or_none()
+    if user is None:
+        digest = hashlib.sha256(openid.encode()).hexdigest()[:6]
+        user = User(role=DONOR, wechat_openid=openid, wechat_unionid=unionid,
+                    display_name=display or f"爱心人士{digest}")
+        db.session.add(user)
+        log.info("new donor account created")
+    if not user.active:
+        db.session.rollback()
+        raise AppError("account_disabled", 403, "该账号已被停用")
+    user.last_login_at = utcnow()
+    db.session.commit()
+    return token_response(user)
+
+
+def login_staff(username: str, password: str, address: str) -> dict:
+    throttle.check_not_locked(username, address)
+    user = db.session.execute(
+        select(User).where(User.username == username.strip(), User.role.in_(STAFF_ROLES))
+    ).scalar_one_or_none()
+    if not verify_password(user.password_hash if user else None, password):
+        throttle.record_failure(username, address)
+        log.info("staff login failed for a username from %s", address)
+        raise AppError("invalid_credentials", 401, "用户名或密码错误")
+    if not user.active:
+        raise AppError("account_disabled", 403, "该账号已被停用")
+    throttle.clear_failures(username)
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    db.session.commit()
+    return token_response(user)
+
+
+def create_staff(username: str, role: str, password: str, regions: Iterable[str] = (),
+                 display_name: str | None = None) -> User:
+    if not USERNAME_RE.match(username):
+        raise AppError("validation_error", 422, "用户名只能包含字母、数字和 _.-，长度 3–64",
+                       errors={"username": ["格式不正确"]})
+    if role not in STAFF_ROLES:
+        raise AppError("validation_error", 422, "角色必须是 caseworker、moderator 或 admin",
+                       errors={"role": ["取值无效"]})
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AppError("validation_error", 422, f"密码至少 {MIN_PASSWORD_LENGTH} 个字符",
+                       errors={"password": ["过短"]})
+    regions = sorted({validate_region_code(code) for code in regions})
+    if role == "caseworker" and not regions:
+        raise AppError("validation_error", 422, "协理员必须绑定至少一个区划代码",
+                       errors={"region": ["必填"]})
+    if db.session.execute(select(User.id).filter_by(username=username)).first():
+        raise AppError("conflict", 409, f"用户名 {username} 已存在")
+    user = User(role=role, username=username, password_hash=hash_password(password),
+                display_name=display_name or username,
+                regions=[StaffRegion(region_code=code) for code in regions])
+    db.session.add(user)
+    db.session.commit()
+    log.info("staff account %s created with role %s", username, role)
+    return user
+
+
+def update_staff(user_id: str, *, active: bool | None = None, role: str | None = None,
+                 regions: list[str] | None = None) -> User:
+    """Admin changes to a staff account. Any change ends the account's current sessions."""
+    user = db.session.get(User, user_id)
+    if user is None or user.role not in STAFF_ROLES:
+        raise AppError("not_found", 404, "未找到该工作人员账号")
+    if role is not None and role not in STAFF_ROLES:
+        raise AppError("validation_error", 422, "角色取值无效", errors={"role": ["取值无效"]})
+    if active is not None:
+        user.active = active
+    if role is not None:
+        user.role = role
+    if regions is not None:
+        codes = sorted({validate_region_code(code) for code in regions})
+        user.regions = [StaffRegion(region_code=code) for code in codes]
+    if user.role == "caseworker" and not user.regions:
+        db.session.rollback()
+        raise AppError("validation_error", 422, "协理员必须绑定至少一个区划代码",
+                       errors={"regions": ["必填"]})
+    user.token_version += 1
+    db.session.commit()
+    log.info("staff account %s updated; old tokens revoked", user.username)
+    return user
+
+
+def list_staff() -> list[User]:
+    return list(db.session.execute(
+        select(User).where(User.role.in_(STAFF_ROLES)).order_by(User.username)).scalars())

@@ -1,0 +1,79 @@
+"""JWT access tokens (joserfc, HS256 under a key derived from SECRET_KEY).
+
+A token carries `sub`, `role`, `tv` (the account's token version), `iss`, `aud`, `iat`, `exp` and a
+random `jti`. Verification pins the algorithm, so `alg: none` and HS/RS confusion are refused; the
+account is then re-read so that a disabled account or a changed role fails at once.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import current_app
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
+
+from app.errors import AppError
+
+ALGORITHM = "HS256"
+
+
+def _signing_key() -> OctKey:
+    cached = current_app.extensions.get("jwt_key")
+    if cached is None:
+        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                       info=b"weixinyuan access token v1").derive(
+            current_app.config["SECRET_KEY"].encode())
+        cached = current_app.extensions["jwt_key"] = OctKey.import_key(derived)
+    return cached
+
+
+def issue_access_token(user) -> tuple[str, int]:
+    """Return (token, lifetime in seconds) for an active account."""
+    ttl = current_app.config["ACCESS_TOKEN_TTL_SECONDS"]
+    now = int(time.time())
+    claims = {
+        "iss": current_app.config["JWT_ISSUER"],
+        "aud": current_app.config["JWT_AUDIENCE"],
+        "sub": user.id,
+        "role": user.role,
+        "tv": user.token_version,
+        "iat": now,
+        "nbf": now - 5,
+        "exp": now + ttl,
+        "jti": secrets.token_urlsafe(16),
+    }
+    return jwt.encode({"alg": ALGORITHM, "typ": "JWT"}, claims, _signing_key()), ttl
+
+
+def decode_access_token(token: str) -> dict[str, Any]:
+    """Verified claims, or AppError(invalid_token, 401) for anything bad about the token."""
+    if not token or len(token) > 4096:
+        raise _invalid()
+    try:
+        decoded = jwt.decode(token, _signing_key(), algorithms=[ALGORITHM])
+        registry = jwt.JWTClaimsRegistry(
+            leeway=5,
+            iss={"essential": True, "value": current_app.config["JWT_ISSUER"]},
+            aud={"essential": True, "value": current_app.config["JWT_AUDIENCE"]},
+            exp={"essential": True},
+            sub={"essential": True},
+            jti={"essential": True},
+            role={"essential": True},
+            tv={"essential": True},
+        )
+        registry.validate(decoded.claims)
+    except (JoseError, ValueError, TypeError):
+        raise _invalid() from None
+    if decoded.header.get("alg") != ALGORITHM:
+        raise _invalid()
+    return decoded.claims
+
+
+def _invalid() -> AppError:
+    return AppError("invalid_token", 401, "登录凭证无效或已过期，请重新登录",
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})

@@ -1,0 +1,1 @@
+"""People behind the wishes: identity encrypted at rest, consent records, access audit."""

@@ -1,0 +1,77 @@
+"""Command-line tools: `flask --app wsgi staff ...`, `flask --app wsgi demo seed`."""
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from app.errors import AppError
+
+staff_cli = AppGroup("staff", help="Manage staff accounts.")
+demo_cli = AppGroup("demo", help="Demo data for trying the service.")
+
+
+def _fail(exc: AppError) -> None:
+    click.echo(f"error: {exc.detail}", err=True)
+    if exc.errors:
+        for field, messages in exc.errors.items():
+            click.echo(f"  {field}: {messages}", err=True)
+    sys.exit(1)
+
+
+@staff_cli.command("create")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(["caseworker", "moderator", "admin"]))
+@click.option("--region", "regions", multiple=True, help="Region code (repeatable).")
+@click.option("--display-name", default=None)
+@click.option("--password-stdin", is_flag=True, required=True,
+              help="Read the password from the first line of standard input.")
+def create_staff_command(username, role, regions, display_name, password_stdin):
+    """Create a staff account, non-interactively."""
+    from app.auth.service import create_staff
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        user = create_staff(username, role, password, regions, display_name)
+    except AppError as exc:
+        _fail(exc)
+    click.echo(f"created {user.role} {user.username} ({user.id})"
+               + (f" regions {','.join(user.region_codes)}" if user.region_codes else ""))
+
+
+@staff_cli.command("disable")
+@click.argument("username")
+def disable_staff_command(username):
+    """Disable a staff account; its tokens stop working at once."""
+    from sqlalchemy import select
+
+    from app.auth.models import User
+    from app.auth.service import update_staff
+    from app.extensions import db
+
+    user = db.session.execute(select(User).filter_by(username=username)).scalar_one_or_none()
+    if user is None:
+        click.echo(f"error: no staff account {username}", err=True)
+        sys.exit(1)
+    update_staff(user.id, active=False)
+    click.echo(f"disabled {username}")
+
+
+@demo_cli.command("seed")
+def seed_command():
+    """Load a small realistic data set of 泉港区 (idempotent: refuses a second seed)."""
+    from app.demo import seed
+
+    try:
+        summary = seed()
+    except AppError as exc:
+        _fail(exc)
+    for line in summary:
+        click.echo(line)
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(staff_cli)
+    app.cli.add_command(demo_cli)

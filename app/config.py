@@ -1,0 +1,158 @@
+"""Settings: read from the environment inside create_app(), never at import time.
+
+`load_config(environ)` turns an environment mapping into a flat dict of typed settings;
+`check_production(config)` refuses a production start with a missing or default secret.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+# Development-only defaults. `check_production` refuses every one of them.
+DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"
+DEV_DATA_ENCRYPTION_KEY = base64.b64encode(b"dev-only-pii-key-not-for-prod!!!").decode()
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _int(value: str) -> int:
+    return int(value.strip())
+
+
+def _int_list(value: str) -> list[int]:
+    return [int(part) for part in value.replace(" ", "").split(",") if part]
+
+
+def _str_list(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+# name -> (parser, default). A default of None means "unset".
+SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
+    "APP_ENV": (str, "development"),
+    "DATABASE_URL": (str, None),
+    "REDIS_URL": (str, None),
+    "SECRET_KEY": (str, DEV_SECRET_KEY),
+    "DATA_ENCRYPTION_KEY": (str, DEV_DATA_ENCRYPTION_KEY),
+    # Retired keys, still accepted for reading rows written before a rotation.
+    "DATA_ENCRYPTION_OLD_KEYS": (_str_list, []),
+    "LEDGER_KEY_FILE": (str, None),
+    "WECHAT_API_BASE": (str, "https://api.weixin.qq.com"),
+    "WECHAT_APP_ID": (str, None),
+    "WECHAT_APP_SECRET": (str, None),
+    "WECHAT_TIMEOUT_SECONDS": (float, 5.0),
+    "WECHATPAY_API_BASE": (str, "https://api.mch.weixin.qq.com"),
+    "WECHATPAY_MCH_ID": (str, None),
+    "WECHATPAY_API_V3_KEY": (str, None),
+    "WECHATPAY_MCH_SERIAL": (str, None),
+    "WECHATPAY_PRIVATE_KEY_FILE": (str, None),
+    "WECHATPAY_PLATFORM_CERT_DIR": (str, None),
+    "WECHATPAY_NOTIFY_URL": (str, None),
+    "JWT_ISSUER": (str, "weixinyuan"),
+    "JWT_AUDIENCE": (str, "weixinyuan-miniprogram"),
+    "ACCESS_TOKEN_TTL_SECONDS": (_int, 2 * 3600),
+    "LOGIN_MAX_FAILURES": (_int, 5),
+    "LOGIN_LOCKOUT_SECONDS": (_int, 15 * 60),
+    "CLAIM_SLA_SECONDS": (_int, 172800),
+    "SLA_CHECK_SECONDS": (_int, 60),
+    "CLAIM_REMINDER_OFFSETS": (_int_list, [86400, 7200]),
+    "MAX_UPLOAD_BYTES": (_int, 10 * 1024 * 1024),
+    "MAX_IMAGE_PIXELS": (_int, 40_000_000),
+    "MAX_JSON_BYTES": (_int, 1024 * 1024),
+    "MEDIA_ROOT": (str, None),
+    "FEED_CACHE_SECONDS": (float, 10.0),
+    "LOG_LEVEL": (str, "INFO"),
+    "SQL_ECHO": (_bool, False),
+}
+
+# Secrets that production must be given explicitly (and not the development value).
+PRODUCTION_SECRETS = {
+    "SECRET_KEY": DEV_SECRET_KEY,
+    "DATA_ENCRYPTION_KEY": DEV_DATA_ENCRYPTION_KEY,
+    "WECHAT_APP_ID": None,
+    "WECHAT_APP_SECRET": None,
+    "DATABASE_URL": None,
+    "REDIS_URL": None,
+}
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    environ = os.environ if environ is None else environ
+    config: dict[str, Any] = {}
+    for name, (parse, default) in SETTINGS.items():
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            config[name] = default
+            continue
+        try:
+            config[name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name} is malformed: {exc}") from None
+    return config
+
+
+def finalize(config: dict[str, Any], instance_path: str) -> dict[str, Any]:
+    """Fill defaults that depend on the instance folder and derive Flask/SQLAlchemy keys."""
+    if config["APP_ENV"] not in {"development", "production"}:
+        raise ConfigError("APP_ENV must be 'development' or 'production'")
+    if not config.get("DATABASE_URL"):
+        config["DATABASE_URL"] = f"sqlite:///{Path(instance_path) / 'weixinyuan.db'}"
+    if not config.get("MEDIA_ROOT"):
+        config["MEDIA_ROOT"] = str(Path(instance_path) / "media")
+    config["SQLALCHEMY_DATABASE_URI"] = database_uri(config["DATABASE_URL"])
+    config["SQLALCHEMY_ECHO"] = config["SQL_ECHO"]
+    engine_options = {"pool_pre_ping": True}
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        engine_options = {"connect_args": {"timeout": 30}}
+    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
+    # Every body is capped at MAX_JSON_BYTES; the photo-upload view raises its own request's cap.
+    config["MAX_CONTENT_LENGTH"] = config["MAX_JSON_BYTES"]
+    config["DEV_LOGIN_ENABLED"] = config["APP_ENV"] == "development" and not config["WECHAT_APP_ID"]
+    config["DATA_ENCRYPTION_KEYS"] = [
+        _decode_key("DATA_ENCRYPTION_KEY", config["DATA_ENCRYPTION_KEY"])
+    ] + [_decode_key("DATA_ENCRYPTION_OLD_KEYS", k) for k in config["DATA_ENCRYPTION_OLD_KEYS"]]
+    if config["APP_ENV"] == "production":
+        check_production(config)
+    return config
+
+
+def check_production(config: Mapping[str, Any]) -> None:
+    for name, dev_value in PRODUCTION_SECRETS.items():
+        value = config.get(name)
+        if not value:
+            raise ConfigError(f"{name} must be set when APP_ENV=production")
+        if dev_value is not None and value == dev_value:
+            raise ConfigError(f"{name} still has its development value; set a real secret")
+    if len(config["SECRET_KEY"]) < 32:
+        raise ConfigError("SECRET_KEY must be at least 32 characters in production")
+    if config.get("DEV_LOGIN_ENABLED"):
+        raise ConfigError("development login must be off in production")
+
+
+def database_uri(url: str) -> str:
+    """Accept a plain postgresql:// URL and pick the psycopg 3 driver for it."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _decode_key(name: str, value: str) -> bytes:
+    try:
+        key = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{name} must be base64") from None
+    if len(key) != 32:
+        raise ConfigError(f"{name} must decode to 32 bytes (got {len(key)})")
+    return key

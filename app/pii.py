@@ -1,0 +1,93 @@
+"""Personal data at rest: AES-256-GCM with a key id, and the masks shown to staff.
+
+Ciphertext layout: b"\x01" | key id (4 bytes) | nonce (12 bytes) | ciphertext+tag. The key id is
+the first 4 bytes of SHA-256 of the key, so rows written under an old key stay readable while
+DATA_ENCRYPTION_OLD_KEYS lists it, and `reencrypt` moves them to the current key. The associated
+data binds a ciphertext to its table, column and row, so one row's value cannot be pasted into
+another's.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from flask import current_app
+
+VERSION = b"\x01"
+
+
+def key_id(key: bytes) -> bytes:
+    return hashlib.sha256(key).digest()[:4]
+
+
+def _keys() -> list[bytes]:
+    return current_app.config["DATA_ENCRYPTION_KEYS"]
+
+
+def encrypt(plaintext: str | None, context: str) -> bytes | None:
+    if plaintext is None:
+        return None
+    key = _keys()[0]
+    nonce = os.urandom(12)
+    sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), context.encode())
+    return VERSION + key_id(key) + nonce + sealed
+
+
+def decrypt(blob: bytes | None, context: str) -> str | None:
+    if blob is None:
+        return None
+    blob = bytes(blob)
+    if blob[:1] != VERSION:
+        raise ValueError("unknown ciphertext version")
+    kid, nonce, sealed = blob[1:5], blob[5:17], blob[17:]
+    for key in _keys():
+        if hmac.compare_digest(key_id(key), kid):
+            try:
+                return AESGCM(key).decrypt(nonce, sealed, context.encode()).decode()
+            except InvalidTag:
+                raise ValueError("ciphertext failed authentication") from None
+    raise ValueError("ciphertext written under a key that is no longer configured")
+
+
+def is_current_key(blob: bytes | None) -> bool:
+    return blob is None or bytes(blob)[1:5] == key_id(_keys()[0])
+
+
+def blind_index(value: str, purpose: str) -> str:
+    """A keyed hash for equality look-ups (e.g. duplicate ID numbers) without storing clear text."""
+    mac = hmac.new(_keys()[0], f"{purpose}:{value}".encode(), hashlib.sha256)
+    return mac.hexdigest()
+
+
+# --- masks -----------------------------------------------------------------------------------
+
+def mask_name(name: str | None) -> str | None:
+    if not name:
+        return name
+    return name[0] + "*" * max(len(name) - 1, 1)
+
+
+def mask_id_number(value: str | None) -> str | None:
+    if not value:
+        return value
+    if len(value) <= 8:
+        return "*" * len(value)
+    return value[:4] + "*" * (len(value) - 8) + value[-4:]
+
+
+def mask_phone(value: str | None) -> str | None:
+    if not value:
+        return value
+    if len(value) <= 7:
+        return "*" * len(value)
+    return value[:3] + "*" * (len(value) - 7) + value[-4:]
+
+
+def mask_address(value: str | None) -> str | None:
+    if not value:
+        return value
+    keep = min(6, max(len(value) // 3, 1))
+    return value[:keep] + "****"

@@ -1,0 +1,24 @@
+"""Chinese statistical division codes: 6 digits county, 9 town/street, 12 village/community."""
+from __future__ import annotations
+
+import re
+
+from app.errors import AppError
+
+REGION_RE = re.compile(r"^(\d{6}|\d{9}|\d{12})$")
+
+
+def is_region_code(value: str) -> bool:
+    return bool(REGION_RE.match(value or ""))
+
+
+def validate_region_code(value: str, field: str = "region_code") -> str:
+    if not is_region_code(value):
+        raise AppError("validation_error", 422, "区划代码必须是 6、9 或 12 位数字",
+                       errors={field: ["区划代码必须是 6、9 或 12 位数字"]})
+    return value
+
+
+def town_of(region_code: str) -> str:
+    """What the public may see of a place: cut to the town (9 digits)."""
+    return region_code[:9]

@@ -1,0 +1,34 @@
+"""Run callbacks only after the current transaction commits (and drop them on rollback).
+
+Used to ring Redis doorbells (enqueue jobs, invalidate caches) once the rows they point at exist:
+a fast worker must never look for a row that is not there yet.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+_KEY = "after_commit_callbacks"
+
+
+def on_commit(session: Session, callback: Callable[[], None]) -> None:
+    session.info.setdefault(_KEY, []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_callbacks(session: Session) -> None:
+    callbacks = session.info.pop(_KEY, [])
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # a doorbell that fails must not turn a committed write into a 500
+            log.exception("after-commit callback %r failed", callback)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_callbacks(session: Session) -> None:
+    session.info.pop(_KEY, None)

@@ -1,0 +1,1 @@
+"""Wishes (微心愿): lifecycle, moderation and the public feed."""

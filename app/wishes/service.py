@@ -1,0 +1,227 @@
+"""Wish use cases: write, submit, moderate, withdraw, read and the public feed."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from app.auth.models import CASEWORKER, MODERATOR, User
+from app.auth.policy import in_scope, scope_prefixes
+from app.beneficiaries.models import LEVEL_RANK, Beneficiary, CATEGORIES, category_mask
+from app.beneficiaries.service import get_beneficiary_for, identity_of
+from app.errors import AppError
+from app.extensions import db
+from app.pagination import Page, keyset_page
+from app.regions import validate_region_code
+from app.wishes.lifecycle import transition
+from app.wishes.models import Wish, WishTransition
+from app.wishes.pii_scan import find_pii
+
+log = logging.getLogger(__name__)
+
+EDITABLE_STATES = ("draft", "rejected")
+EDITABLE_FIELDS = ("title", "story", "kind", "item", "estimated_value_fen")
+
+
+def _not_found() -> AppError:
+    return AppError("not_found", 404, "未找到该心愿")
+
+
+def _lock(wish_id: str) -> Wish | None:
+    """Load a wish with a row lock (PostgreSQL), so two moves on one wish happen one at a time."""
+    return db.session.execute(
+        select(Wish).where(Wish.id == wish_id).with_for_update(of=Wish)
+    ).scalar_one_or_none()
+
+
+def get_wish_for(user: User | None, wish_id: str) -> tuple[Wish, bool]:
+    """(wish, full): staff in scope get the full record; anyone gets a published wish's card;
+    everything else is 404 as if it did not exist."""
+    wish = db.session.get(Wish, wish_id)
+    if wish is None:
+        raise _not_found()
+    if user is not None and user.is_staff and in_scope(user, wish.region_code):
+        return wish, True
+    if wish.is_public:
+        return wish, False
+    raise _not_found()
+
+
+def get_wish_for_staff(user: User, wish_id: str, *, lock: bool = False) -> Wish:
+    wish = _lock(wish_id) if lock else db.session.get(Wish, wish_id)
+    if wish is None or not in_scope(user, wish.region_code):
+        raise _not_found()
+    return wish
+
+
+def _check_author(user: User, wish: Wish) -> None:
+    if wish.author_id != user.id:
+        raise AppError("forbidden", 403, "只有发布该心愿的协理员可以修改或提交")
+
+
+def create_wish(user: User, data: dict[str, Any]) -> Wish:
+    try:
+        ben = get_beneficiary_for(user, data["beneficiary_id"])
+    except AppError:
+        raise AppError("validation_error", 422, "受助人不存在或不在您的负责范围内",
+                       errors={"beneficiary_id": ["受助人不存在"]}) from None
+    if ben.consent_withdrawn_at is not None:
+        raise AppError("consent_missing", 422, "该受助人已撤回同意，不能发布心愿")
+    wish = Wish(beneficiary=ben, author_id=user.id, region_code=ben.region_code,
+                status="draft", **{f: data.get(f) for f in EDITABLE_FIELDS})
+    _copy_assessment(wish, ben)
+    db.session.add(wish)
+    db.session.flush()
+    db.session.add(WishTransition(wish_id=wish.id, from_status=None, to_status="draft",
+                                  action="create", actor_id=user.id))
+    db.session.commit()
+    log.info("wish %s drafted by %s", wish.id, user.id)
+    return wish
+
+
+def _copy_assessment(wish: Wish, ben: Beneficiary) -> None:
+    wish.level = ben.level
+    wish.level_rank = LEVEL_RANK[ben.level]
+    wish.category_mask = category_mask(ben.categories)
+
+
+def update_wish(user: User, wish_id: str, changes: dict[str, Any]) -> Wish:
+    wish = get_wish_for_staff(user, wish_id, lock=True)
+    _check_author(user, wish)
+    if wish.status not in EDITABLE_STATES:
+        raise AppError("invalid_transition", 409, "只有草稿或被驳回的心愿可以修改",
+                       extra={"current_status": wish.status, "action": "edit"})
+    for field in EDITABLE_FIELDS:
+        if field in changes:
+            setattr(wish, field, changes[field])
+    db.session.commit()
+    return wish
+
+
+def submit_wish(user: User, wish_id: str) -> Wish:
+    wish = get_wish_for_staff(user, wish_id, lock=True)
+    _check_author(user, wish)
+    ben = wish.beneficiary
+    if not ben.has_consent("publication"):
+        raise AppError("consent_missing", 422, "受助人尚未同意公开发布（publication），不能提交")
+    real_name = identity_of(ben)["real_name"]
+    findings = {}
+    for field in ("title", "story", "item"):
+        hits = find_pii(getattr(wish, field) or "", real_name)
+        if hits:
+            findings[field] = hits
+    if findings:
+        kinds = sorted({hit["kind"] for hits in findings.values() for hit in hits})
+        raise AppError("pii_in_text", 422,
+                       "心愿内容含有个人敏感信息（" + "、".join(_PII_LABELS[k] for k in kinds)
+                       + "），请删除后再提交", errors=findings)
+    _copy_assessment(wish, ben)
+    transition(wish, "submit", user.id)
+    db.session.commit()
+    return wish
+
+
+_PII_LABELS = {"phone": "电话号码", "id_number": "身份证号", "bank_card": "银行卡号",
+               "real_name": "真实姓名"}
+
+
+def approve_wish(user: User, wish_id: str) -> Wish:
+    wish = get_wish_for_staff(user, wish_id, lock=True)
+    if wish.author_id == user.id:
+        raise AppError("self_approval", 403, "不能审核自己提交的心愿")
+    transition(wish, "approve", user.id)
+    wish.approved_by = user.id
+    wish.reject_reason = None
+    db.session.commit()
+    log.info("wish %s approved by %s", wish.id, user.id)
+    return wish
+
+
+def reject_wish(user: User, wish_id: str, reason: str) -> Wish:
+    wish = get_wish_for_staff(user, wish_id, lock=True)
+    if wish.author_id == user.id:
+        raise AppError("self_approval", 403, "不能审核自己提交的心愿")
+    transition(wish, "reject", user.id, reason)
+    wish.reject_reason = reason
+    db.session.commit()
+    return wish
+
+
+def withdraw_wish(user: User, wish_id: str, reason: str | None = None) -> Wish:
+    wish = get_wish_for_staff(user, wish_id, lock=True)
+    if user.role == CASEWORKER:
+        _check_author(user, wish)
+    transition(wish, "withdraw", user.id, reason)
+    db.session.commit()
+    return wish
+
+
+def hide_wishes_of_beneficiary(ben: Beneficiary, actor: User) -> None:
+    """Consent withdrawn: every wish leaves the public views; open ones are withdrawn.
+    The caller commits."""
+    wishes = db.session.execute(
+        select(Wish).where(Wish.beneficiary_id == ben.id).with_for_update(of=Wish)
+    ).scalars()
+    for wish in wishes:
+        if wish.status == "open":
+            transition(wish, "withdraw", actor.id, "受助人撤回同意")
+        wish.hidden = True
+    from app.wishes import feed_cache
+    feed_cache.invalidate(db.session)
+
+
+def transitions_of(user: User, wish_id: str) -> list[WishTransition]:
+    wish = get_wish_for_staff(user, wish_id)
+    return list(db.session.execute(
+        select(WishTransition).where(WishTransition.wish_id == wish.id)
+        .order_by(WishTransition.id)).scalars())
+
+
+def review_queue(*, limit: int, cursor: str | None) -> Page:
+    query = select(Wish).where(Wish.status == "pending_review")
+    return keyset_page(query, (Wish.submitted_at, Wish.id), ("asc", "asc"), limit=limit,
+                       cursor=cursor, cursor_kind="review-queue")
+
+
+def staff_wishes(user: User, *, status: str | None, limit: int, cursor: str | None) -> Page:
+    """Wishes in the staff member's scope, newest first (drafts included)."""
+    query = select(Wish)
+    prefixes = scope_prefixes(user)
+    if prefixes is not None:
+        query = query.where(db.or_(*[Wish.region_code.startswith(p) for p in prefixes]))
+    if status:
+        query = query.where(Wish.status == status)
+    return keyset_page(query, (Wish.created_at, Wish.id), ("desc", "desc"), limit=limit,
+                       cursor=cursor, cursor_kind=f"staff-wishes:{status or ''}")
+
+
+FEED_SORTS = {
+    "urgency": ((Wish.level_rank, Wish.published_at, Wish.id), ("asc", "asc", "asc")),
+    "newest": ((Wish.published_at, Wish.id), ("desc", "desc")),
+}
+
+
+def public_feed(*, kind: str | None = None, level: str | None = None,
+                category: str | None = None, region: str | None = None,
+                sort: str = "urgency", limit: int = 20, cursor: str | None = None) -> Page:
+    """Open, visible wishes: red first and then the oldest (urgency), or newest first."""
+    query = select(Wish).where(Wish.status == "open", Wish.hidden.is_(False))
+    if kind:
+        query = query.where(Wish.kind == kind)
+    if level:
+        query = query.where(Wish.level_rank == LEVEL_RANK[level])
+    if category:
+        bit = 1 << CATEGORIES.index(category)
+        query = query.where(Wish.category_mask.op("&")(bit) != 0)
+    if region:
+        validate_region_code(region, "region")
+        query = query.where(Wish.region_code.startswith(region))
+    columns, directions = FEED_SORTS[sort]
+    return keyset_page(query, columns, directions, limit=limit, cursor=cursor,
+                       cursor_kind=f"feed:{sort}")
+
+
+def assert_moderator(user: User) -> None:
+    if user.role != MODERATOR:
+        raise AppError("forbidden", 403)

@@ -1,0 +1,268 @@
+"""Request and response schemas shared by the HTTP edge.
+
+Input schemas check shape only (types, lengths, enums); services check meaning. Unknown fields
+raise (marshmallow's default RAISE), so a client sending `status` or `region_code` where the
+server owns it gets a 422 naming the field. Public responses dump through allowlist schemas.
+"""
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from app.beneficiaries.models import CATEGORIES, CONSENT_KINDS, LEVELS
+from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.regions import REGION_RE
+from app.types import isoformat
+from app.wishes.models import KINDS, STATUSES
+
+
+class UTCDateTime(fields.DateTime):
+    """RFC 3339 in UTC with a `Z`."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return isoformat(value)
+
+
+RegionCode = lambda **kw: fields.String(  # noqa: E731 - a field factory
+    validate=validate.Regexp(REGION_RE, error="区划代码必须是 6、9 或 12 位数字"), **kw)
+
+
+class ProblemSchema(ma.Schema):
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    code = fields.String(metadata={"description": "稳定的错误代码，客户端据此分支"})
+    errors = fields.Dict(metadata={"description": "字段 → 错误信息"})
+
+
+class PageArgs(ma.Schema):
+    limit = fields.Integer(load_default=DEFAULT_LIMIT,
+                           validate=validate.Range(min=1, max=MAX_LIMIT))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=512))
+
+
+def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
+    return type(name, (ma.Schema,), {
+        "items": fields.List(fields.Nested(item_schema)),
+        "next_cursor": fields.String(allow_none=True),
+    })
+
+
+# --- auth --------------------------------------------------------------------------------------
+
+class WechatLoginIn(ma.Schema):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=128))
+
+
+class StaffLoginIn(ma.Schema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=256),
+                             load_only=True)
+
+
+class UserOut(ma.Schema):
+    id = fields.String()
+    role = fields.String()
+    display_name = fields.String()
+
+
+class TokenOut(ma.Schema):
+    access_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+    user = fields.Nested(UserOut)
+
+
+class MeOut(UserOut):
+    username = fields.String(allow_none=True)
+    regions = fields.List(fields.String(), attribute="region_codes")
+    created_at = UTCDateTime()
+
+
+class StaffOut(MeOut):
+    active = fields.Boolean()
+    last_login_at = UTCDateTime(allow_none=True)
+
+
+class StaffUpdateIn(ma.Schema):
+    active = fields.Boolean()
+    role = fields.String(validate=validate.OneOf(["caseworker", "moderator", "admin"]))
+    regions = fields.List(RegionCode(), validate=validate.Length(max=50))
+
+
+# --- beneficiaries -----------------------------------------------------------------------------
+
+class AssessmentIn(ma.Schema):
+    categories = fields.List(fields.String(validate=validate.OneOf(CATEGORIES)), required=True,
+                             validate=validate.Length(min=1, max=len(CATEGORIES)))
+    level = fields.String(required=True, validate=validate.OneOf(LEVELS))
+
+
+class ConsentIn(ma.Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(CONSENT_KINDS))
+    given_by = fields.String(required=True, validate=validate.OneOf(["self", "guardian"]))
+    relation = fields.String(validate=validate.Length(min=1, max=32))
+    notice_version = fields.String(required=True, validate=validate.Length(min=1, max=32))
+
+
+class BeneficiaryIn(ma.Schema):
+    real_name = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    id_number = fields.String(validate=validate.Length(equal=18))
+    phone = fields.String(validate=validate.Regexp(r"^[0-9+\- ]{5,20}$",
+                                                   error="电话号码格式不正确"))
+    address = fields.String(validate=validate.Length(min=1, max=200))
+    birth_year = fields.Integer(required=True, validate=validate.Range(min=1890, max=2100))
+    region_code = RegionCode(required=True)
+    alias = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    assessment = fields.Nested(AssessmentIn, required=True)
+    consents = fields.List(fields.Nested(ConsentIn), required=True,
+                           validate=validate.Length(min=1, max=10))
+
+
+class ConsentOut(ma.Schema):
+    kind = fields.String()
+    given_by = fields.String()
+    relation = fields.String(allow_none=True)
+    notice_version = fields.String()
+    collected_by = fields.String()
+    collected_at = UTCDateTime()
+    withdrawn_at = UTCDateTime(allow_none=True)
+
+
+class AssessmentOut(ma.Schema):
+    categories = fields.List(fields.String())
+    level = fields.String()
+
+
+class BeneficiaryOut(ma.Schema):
+    id = fields.String()
+    alias = fields.String()
+    region_code = fields.String()
+    birth_year = fields.Integer(allow_none=True)
+    real_name = fields.String(allow_none=True)
+    id_number = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    address = fields.String(allow_none=True)
+    revealed = fields.Boolean(metadata={"description": "true 时身份字段为明文，且已写入访问审计"})
+    assessment = fields.Nested(AssessmentOut)
+    consents = fields.List(fields.Nested(ConsentOut))
+    created_at = UTCDateTime()
+    consent_withdrawn_at = UTCDateTime(allow_none=True)
+    erased = fields.Boolean()
+
+
+class BeneficiarySummaryOut(ma.Schema):
+    id = fields.String()
+    alias = fields.String()
+    region_code = fields.String()
+    level = fields.String()
+    categories = fields.List(fields.String())
+    created_at = UTCDateTime()
+    erased = fields.Boolean()
+
+
+class BeneficiaryReadArgs(ma.Schema):
+    reveal = fields.Boolean(load_default=False)
+    purpose = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+class PiiAccessOut(ma.Schema):
+    actor_id = fields.String()
+    fields_ = fields.List(fields.String(), data_key="fields", attribute="fields")
+    purpose = fields.String(allow_none=True)
+    request_id = fields.String(allow_none=True)
+    at = UTCDateTime()
+
+
+# --- wishes ------------------------------------------------------------------------------------
+
+_TITLE = validate.Length(min=2, max=60)
+_STORY = validate.Length(min=10, max=2000)
+_ITEM = validate.Length(min=1, max=120)
+_VALUE = validate.Range(min=0, max=100_000_000)
+
+
+class WishCreateIn(ma.Schema):
+    beneficiary_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    title = fields.String(required=True, validate=_TITLE)
+    story = fields.String(required=True, validate=_STORY)
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    item = fields.String(validate=_ITEM, allow_none=True)
+    estimated_value_fen = fields.Integer(required=True, strict=True, validate=_VALUE)
+
+
+class WishUpdateIn(ma.Schema):
+    title = fields.String(validate=_TITLE)
+    story = fields.String(validate=_STORY)
+    kind = fields.String(validate=validate.OneOf(KINDS))
+    item = fields.String(validate=_ITEM, allow_none=True)
+    estimated_value_fen = fields.Integer(strict=True, validate=_VALUE)
+
+
+class RejectIn(ma.Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=2, max=500))
+
+
+class WithdrawIn(ma.Schema):
+    reason = fields.String(validate=validate.Length(min=1, max=500))
+
+
+class PublicWishCard(ma.Schema):
+    """The public card: an allowlist. Nothing here identifies the person behind the wish."""
+
+    id = fields.String()
+    title = fields.String()
+    story = fields.String()
+    kind = fields.String()
+    item = fields.String(allow_none=True)
+    estimated_value_fen = fields.Integer()
+    level = fields.String()
+    categories = fields.List(fields.String())
+    alias = fields.String()
+    age_band = fields.String(allow_none=True)
+    region_code = fields.Function(lambda wish: wish.region_code[:9],
+                                  metadata={"description": "截至乡镇（9 位）的区划代码"})
+    status = fields.String()
+    published_at = UTCDateTime(allow_none=True)
+    due_at = fields.Method("_due_at", allow_none=True)
+    fulfilled_at = UTCDateTime(allow_none=True)
+
+    def _due_at(self, wish):
+        return isoformat(wish.due_at) if wish.status == "claimed" else None
+
+
+class StaffWishRecord(PublicWishCard):
+    """The full record, for staff in scope."""
+
+    region_code = fields.String()
+    beneficiary_id = fields.String()
+    author_id = fields.String()
+    approved_by = fields.String(allow_none=True)
+    reject_reason = fields.String(allow_none=True)
+    hidden = fields.Boolean()
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
+    submitted_at = UTCDateTime(allow_none=True)
+    due_at = UTCDateTime(allow_none=True)
+
+
+class WishTransitionOut(ma.Schema):
+    from_status = fields.String(allow_none=True)
+    to_status = fields.String()
+    action = fields.String()
+    actor_id = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    at = UTCDateTime()
+
+
+class FeedArgs(PageArgs):
+    kind = fields.String(validate=validate.OneOf(KINDS))
+    level = fields.String(validate=validate.OneOf(LEVELS))
+    category = fields.String(validate=validate.OneOf(CATEGORIES))
+    region = RegionCode()
+    sort = fields.String(load_default="urgency", validate=validate.OneOf(["urgency", "newest"]))
+
+
+class StaffWishArgs(PageArgs):
+    status = fields.String(validate=validate.OneOf(STATUSES))

@@ -1,0 +1,130 @@
+"""Wishes: caseworkers write and submit them, moderators decide, the public reads the feed."""
+from __future__ import annotations
+
+import hashlib
+
+from flask import current_app, json, jsonify, request
+from flask_smorest import Blueprint
+
+from app.auth.policy import PUBLIC, allow, current_user, require_user
+from app.wishes import feed_cache, service
+from miniprogram_api.schemas import (
+    FeedArgs, PublicWishCard, RejectIn, StaffWishArgs, StaffWishRecord, WishCreateIn,
+    WishTransitionOut, WishUpdateIn, WithdrawIn, page_schema,
+)
+
+blp = Blueprint("wishes", __name__, description="微心愿")
+blp.url_prefix_rel = ""
+
+FeedPage = page_schema(PublicWishCard, "FeedPage")
+StaffWishPage = page_schema(StaffWishRecord, "StaffWishPage")
+_feed_schema = FeedPage()
+
+
+@blp.route("/wishes", methods=["GET"])
+@blp.arguments(FeedArgs, location="query")
+@blp.response(200, FeedPage)
+@allow(PUBLIC)
+def feed(args):
+    """公开的心愿列表：仅展示待认领（open）的心愿；默认红色等级优先、再按发布时间先后"""
+    key = tuple(sorted((k, v) for k, v in args.items() if v is not None))
+    generation = feed_cache.generation()
+    cached = feed_cache.get(generation, key) if generation is not None else None
+    if cached is None:
+        page = service.public_feed(**args)
+        body = json.dumps(_feed_schema.dump({"items": page.items,
+                                             "next_cursor": page.next_cursor}),
+                          ensure_ascii=False).encode()
+        etag = hashlib.sha256(body).hexdigest()[:32]
+        if generation is not None:
+            feed_cache.put(generation, key, body, etag, current_app.config["FEED_CACHE_SECONDS"])
+    else:
+        body, etag = cached
+    response = current_app.response_class(body, mimetype="application/json")
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = "public, max-age=0, must-revalidate"
+    return response.make_conditional(request)
+
+
+@blp.route("/wishes", methods=["POST"])
+@blp.arguments(WishCreateIn)
+@blp.response(201, StaffWishRecord)
+@allow("caseworker")
+def create(body):
+    """协理员为负责区划内的受助人起草心愿（draft）"""
+    return service.create_wish(require_user(), body)
+
+
+@blp.route("/wishes/<wish_id>", methods=["GET"])
+@blp.response(200, PublicWishCard)
+@blp.alt_response(200, schema=StaffWishRecord, description="负责该区划的工作人员看到完整记录",
+                  success=True)
+@allow(PUBLIC)
+def get(wish_id):
+    """已发布心愿的公开卡片；负责该区划的工作人员看到完整记录"""
+    wish, full = service.get_wish_for(current_user(), wish_id)
+    if full:  # bypass the public schema: staff in scope see the whole record
+        return jsonify(StaffWishRecord().dump(wish))
+    return wish
+
+
+@blp.route("/wishes/<wish_id>", methods=["PATCH"])
+@blp.arguments(WishUpdateIn)
+@blp.response(200, StaffWishRecord)
+@allow("caseworker")
+def update(body, wish_id):
+    """修改心愿（仅作者；仅草稿或被驳回状态）"""
+    return service.update_wish(require_user(), wish_id, body)
+
+
+@blp.route("/wishes/<wish_id>/submit", methods=["POST"])
+@blp.response(200, StaffWishRecord)
+@allow("caseworker")
+def submit(wish_id):
+    """提交审核；受助人须有 publication 同意，内容不得含个人敏感信息"""
+    return service.submit_wish(require_user(), wish_id)
+
+
+@blp.route("/wishes/<wish_id>/approve", methods=["POST"])
+@blp.response(200, StaffWishRecord)
+@allow("moderator")
+def approve(wish_id):
+    """审核通过并公开（不能审核自己写的心愿）"""
+    return service.approve_wish(require_user(), wish_id)
+
+
+@blp.route("/wishes/<wish_id>/reject", methods=["POST"])
+@blp.arguments(RejectIn)
+@blp.response(200, StaffWishRecord)
+@allow("moderator")
+def reject(body, wish_id):
+    """驳回并说明理由"""
+    return service.reject_wish(require_user(), wish_id, body["reason"])
+
+
+@blp.route("/wishes/<wish_id>/withdraw", methods=["POST"])
+@blp.arguments(WithdrawIn(), required=False)
+@blp.response(200, StaffWishRecord)
+@allow("moderator", "caseworker")
+def withdraw(body, wish_id):
+    """撤回一个待认领的心愿（审核员，或发布它的协理员）"""
+    return service.withdraw_wish(require_user(), wish_id, (body or {}).get("reason"))
+
+
+@blp.route("/wishes/<wish_id>/transitions", methods=["GET"])
+@blp.response(200, WishTransitionOut(many=True))
+@allow("caseworker", "moderator")
+def transitions(wish_id):
+    """心愿状态变更的审计记录（谁、何时、从何到何、理由）"""
+    return service.transitions_of(require_user(), wish_id)
+
+
+@blp.route("/staff/wishes", methods=["GET"])
+@blp.arguments(StaffWishArgs, location="query")
+@blp.response(200, StaffWishPage)
+@allow("caseworker", "moderator")
+def staff_wishes(args):
+    """负责区划内的全部心愿（含草稿），最新的在前"""
+    page = service.staff_wishes(require_user(), status=args.get("status"), limit=args["limit"],
+                                cursor=args["cursor"])
+    return {"items": page.items, "next_cursor": page.next_cursor}

