@@ -48,6 +48,18 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "WECHAT_APP_ID": (str, None),
     "WECHAT_APP_SECRET": (str, None),
     "WECHAT_TIMEOUT_SECONDS": (float, 5.0),
+    # Subscribe-message template ids (from the mini-program console), one per topic; empty = the
+    # topic's messages are recorded as not sent rather than sent.
+    "WECHAT_TEMPLATE_CLAIM_CREATED": (str, ""),
+    "WECHAT_TEMPLATE_CLAIM_REMINDER": (str, ""),
+    "WECHAT_TEMPLATE_CLAIM_EXPIRED": (str, ""),
+    "WECHAT_TEMPLATE_CLAIM_DISPUTED": (str, ""),
+    "WECHAT_TEMPLATE_WISH_FULFILLED": (str, ""),
+    # "formal", "trial" or "developer": which mini-program version a message opens.
+    "WECHAT_MINIPROGRAM_STATE": (str, "formal"),
+    "NOTIFY_RELAY_SECONDS": (_int, 30),
+    "NOTIFY_MAX_ATTEMPTS": (_int, 6),
+    "NOTIFY_RETRY_DELAYS": (_int_list, [30, 120, 600, 3600, 21600]),
     "WECHATPAY_API_BASE": (str, "https://api.mch.weixin.qq.com"),
     "WECHATPAY_MCH_ID": (str, None),
     "WECHATPAY_API_V3_KEY": (str, None),
@@ -63,6 +75,12 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "CLAIM_SLA_SECONDS": (_int, 172800),
     "SLA_CHECK_SECONDS": (_int, 60),
     "CLAIM_REMINDER_OFFSETS": (_int_list, [86400, 7200]),
+    "CLAIM_ACTIVE_LIMIT": (_int, 3),
+    "CLAIM_COOLDOWN_STRIKES": (_int, 2),
+    "CLAIM_STRIKE_WINDOW_SECONDS": (_int, 30 * 86400),
+    "CLAIM_COOLDOWN_SECONDS": (_int, 7 * 86400),
+    "DISPUTE_EXTENSION_SECONDS": (_int, 86400),
+    "MEDIA_URL_TTL_SECONDS": (_int, 300),
     "MAX_UPLOAD_BYTES": (_int, 10 * 1024 * 1024),
     "MAX_IMAGE_PIXELS": (_int, 40_000_000),
     "MAX_JSON_BYTES": (_int, 1024 * 1024),
@@ -107,6 +125,8 @@ def finalize(config: dict[str, Any], instance_path: str) -> dict[str, Any]:
     if config["APP_ENV"] not in {"development", "production"}:
         raise ConfigError("APP_ENV must be 'development' or 'production'")
     if not config.get("DATABASE_URL"):
+        if config["APP_ENV"] == "production":  # before the SQLite default would hide it
+            raise ConfigError("DATABASE_URL must be set when APP_ENV=production")
         config["DATABASE_URL"] = f"sqlite:///{Path(instance_path) / 'weixinyuan.db'}"
     if not config.get("MEDIA_ROOT"):
         config["MEDIA_ROOT"] = str(Path(instance_path) / "media")
@@ -148,7 +168,9 @@ def database_uri(url: str) -> str:
     return url
 
 
-def _decode_key(name: str, value: str) -> bytes:
+def _decode_key(name: str, value: str | None) -> bytes:
+    if not value:
+        raise ConfigError(f"{name} must be set (base64 of 32 bytes)")
     try:
         key = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):

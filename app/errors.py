@@ -7,6 +7,7 @@ traceback, SQL or a path: it is logged with a request id and the client sees onl
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -127,7 +128,20 @@ _MESSAGE_TRANSLATIONS = [
 ]
 
 
+# Messages with two numbers, matched whole (a prefix match would leave English in the rest).
+_PATTERN_TRANSLATIONS = [
+    (re.compile(r"^Must be greater than or equal to (\S+) and less than or equal to (\S+?)\.$"),
+     "取值须在 {0} 到 {1} 之间"),
+    (re.compile(r"^Length must be between (\S+) and (\S+?)\.$"), "长度须在 {0} 到 {1} 之间"),
+    (re.compile(r"^Length must be (\S+?)\.$"), "长度须为 {0}"),
+]
+
+
 def translate_message(message: str) -> str:
+    for pattern, chinese in _PATTERN_TRANSLATIONS:
+        match = pattern.match(message)
+        if match:
+            return chinese.format(*match.groups())
     for prefix, chinese in _MESSAGE_TRANSLATIONS:
         if message.startswith(prefix):
             rest = message[len(prefix):].strip().rstrip(".")

@@ -67,7 +67,7 @@ def blind_index(value: str, purpose: str) -> str:
 def mask_name(name: str | None) -> str | None:
     if not name:
         return name
-    return name[0] + "*" * max(len(name) - 1, 1)
+    return name[0] + "*"  # one star whatever the length: the length says something too
 
 
 def mask_id_number(value: str | None) -> str | None:

@@ -5,7 +5,9 @@ import re
 
 from app.errors import AppError
 
-REGION_RE = re.compile(r"^(\d{6}|\d{9}|\d{12})$")
+# [0-9], not \d: \d also matches full-width and other Unicode digits. (?!\n): Python's $ also
+# matches before a trailing newline. The pattern stays valid ECMA-262 for the OpenAPI document.
+REGION_RE = re.compile(r"^(?:[0-9]{6}|[0-9]{9}|[0-9]{12})(?!\n)$")
 
 
 def is_region_code(value: str) -> bool:

@@ -1,11 +1,31 @@
 """The HTTP edge for the mini-program and the public: thin views over app services."""
+import http
+
 from flask_smorest import Api
 
-from miniprogram_api import auth, beneficiaries, moderation, ops, staff, wishes
+from app.errors import PROBLEM_MIMETYPE
+from miniprogram_api import (
+    auth, beneficiaries, claims, moderation, notifications, ops, proofs, staff, wishes,
+)
+from miniprogram_api.schemas import ProblemSchema
 
 PREFIX = "/api/v1"
 
 
 def register(api: Api) -> None:
-    for module in (ops, auth, staff, beneficiaries, wishes, moderation):
+    _document_errors_as_problems(api)
+    for module in (ops, auth, staff, beneficiaries, wishes, moderation, claims, proofs,
+                   notifications):
         api.register_blueprint(module.blp, url_prefix=PREFIX + module.blp.url_prefix_rel)
+
+
+def _document_errors_as_problems(api: Api) -> None:
+    """flask-smorest documents its own error shape; ours is problem+json (app.errors). The shared
+    error responses are registered lazily, so registering them again here replaces them."""
+    api.spec.components.schemas.pop("Error", None)  # flask-smorest's shape, which we never send
+    statuses = [(s.name, s.phrase) for s in http.HTTPStatus if s >= 400]
+    for name, description in [*statuses, ("DEFAULT_ERROR", "错误（RFC 9457），客户端按 code 分支")]:
+        api.spec.components.response(name, {
+            "description": description,
+            "content": {PROBLEM_MIMETYPE: {"schema": ProblemSchema}},
+        }, lazy=True)

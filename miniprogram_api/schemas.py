@@ -28,6 +28,9 @@ RegionCode = lambda **kw: fields.String(  # noqa: E731 - a field factory
 
 
 class ProblemSchema(ma.Schema):
+    class Meta:
+        unknown = ma.INCLUDE  # documents that some problems carry more members (request_id, ...)
+
     type = fields.String()
     title = fields.String()
     status = fields.Integer()

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+from functools import wraps
 
-from flask import current_app, json, jsonify, request
+from flask import current_app, g, json, jsonify, request
 from flask_smorest import Blueprint
 
 from app.auth.policy import PUBLIC, allow, current_user, require_user
@@ -19,31 +20,54 @@ blp.url_prefix_rel = ""
 FeedPage = page_schema(PublicWishCard, "FeedPage")
 StaffWishPage = page_schema(StaffWishRecord, "StaffWishPage")
 _feed_schema = FeedPage()
+_card_schema = PublicWishCard()
+
+
+def _served_from_cache(view):
+    """Answer from the page cache before the query string is even parsed.
+
+    A page is stored only after its exact query string was validated and rendered, so a hit needs
+    no second validation. The generation is read before the database is (see feed_cache).
+    """
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        generation = g.feed_generation = feed_cache.generation()
+        cached = (feed_cache.get(generation, request.query_string)
+                  if generation is not None else None)
+        if cached is not None:
+            return _feed_response(*cached)
+        return view(*args, **kwargs)
+    return wrapper
 
 
 @blp.route("/wishes", methods=["GET"])
-@blp.arguments(FeedArgs, location="query")
+@_served_from_cache
+@blp.arguments(FeedArgs(), location="query")  # an instance: not rebuilt per request
 @blp.response(200, FeedPage)
 @allow(PUBLIC)
 def feed(args):
     """公开的心愿列表：仅展示待认领（open）的心愿；默认红色等级优先、再按发布时间先后"""
-    key = tuple(sorted((k, v) for k, v in args.items() if v is not None))
-    generation = feed_cache.generation()
-    cached = feed_cache.get(generation, key) if generation is not None else None
-    if cached is None:
-        page = service.public_feed(**args)
-        body = json.dumps(_feed_schema.dump({"items": page.items,
-                                             "next_cursor": page.next_cursor}),
-                          ensure_ascii=False).encode()
-        etag = hashlib.sha256(body).hexdigest()[:32]
-        if generation is not None:
-            feed_cache.put(generation, key, body, etag, current_app.config["FEED_CACHE_SECONDS"])
-    else:
-        body, etag = cached
+    page = service.public_feed(**args)
+    body = json.dumps(_feed_schema.dump({"items": page.items, "next_cursor": page.next_cursor}),
+                      ensure_ascii=False).encode()
+    etag = hashlib.sha256(body).hexdigest()[:32]
+    if g.feed_generation is not None:
+        feed_cache.put(g.feed_generation, request.query_string, body, etag,
+                       current_app.config["FEED_CACHE_SECONDS"])
+    return _feed_response(body, etag)
+
+
+_CONDITIONAL = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MATCH", "HTTP_IF_MODIFIED_SINCE",
+                "HTTP_IF_UNMODIFIED_SINCE", "HTTP_RANGE")
+
+
+def _feed_response(body: bytes, etag: str):
     response = current_app.response_class(body, mimetype="application/json")
     response.set_etag(etag)
     response.headers["Cache-Control"] = "public, max-age=0, must-revalidate"
-    return response.make_conditional(request)
+    if any(name in request.environ for name in _CONDITIONAL):  # most requests have none
+        response.make_conditional(request)
+    return response
 
 
 @blp.route("/wishes", methods=["POST"])
@@ -62,10 +86,23 @@ def create(body):
 @allow(PUBLIC)
 def get(wish_id):
     """已发布心愿的公开卡片；负责该区划的工作人员看到完整记录"""
-    wish, full = service.get_wish_for(current_user(), wish_id)
+    user = current_user()
+    if user is None or not user.is_staff:
+        return _public_card(wish_id)
+    wish, full = service.get_wish_for(user, wish_id)
     if full:  # bypass the public schema: staff in scope see the whole record
         return jsonify(StaffWishRecord().dump(wish))
     return wish
+
+
+def _public_card(wish_id: str):
+    """The card everyone but staff sees, cached per process under the wish's card version."""
+    def render() -> bytes:
+        card = service.get_public_card(wish_id)
+        return current_app.json.response(_card_schema.dump(card)).get_data()
+
+    body = feed_cache.card(wish_id, render, current_app.config["FEED_CACHE_SECONDS"])
+    return current_app.response_class(body, mimetype=current_app.json.mimetype)
 
 
 @blp.route("/wishes/<wish_id>", methods=["PATCH"])

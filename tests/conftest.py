@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from tests.fakes.wechat import FakeWechat
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
-LOCAL_REDIS = "redis://127.0.0.1:6379/15"
+LOCAL_REDIS = "redis://127.0.0.1:6379/15"  # TEST_REDIS_URL overrides (parallel runs use other dbs)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -169,6 +169,7 @@ def needs_postgres(is_postgres):
 # --- people ------------------------------------------------------------------------------------
 
 from tests.factories import Actors  # noqa: E402  (after the fixtures it builds on)
+from tests.processes import processes  # noqa: E402,F401  (a fixture)
 
 
 @pytest.fixture

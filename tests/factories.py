@@ -7,7 +7,7 @@ from typing import Any
 
 TOWN = "350505101"            # 界山镇
 VILLAGE = "350505101201"      # a village in 界山镇
-OTHER_TOWN = "350505105"      # 涂岭镇
+OTHER_TOWN = "350505105"      # another town of 泉港区
 OTHER_VILLAGE = "350505105202"
 PASSWORD = "correct horse battery staple"
 

@@ -46,8 +46,9 @@ def login_wechat(code: str) -> dict:
     user = db.session.execute(select(User).filter_by(wechat_openid=openid)).scalar_one_or_none()
     if user is None:
         digest = hashlib.sha256(openid.encode()).hexdigest()[:6]
+        # active/token_version set here: column defaults apply only at flush, after the checks
         user = User(role=DONOR, wechat_openid=openid, wechat_unionid=unionid,
-                    display_name=display or f"爱心人士{digest}")
+                    display_name=display or f"爱心人士{digest}", active=True, token_version=1)
         db.session.add(user)
         log.info("new donor account created")
     if not user.active:

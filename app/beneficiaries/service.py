@@ -22,7 +22,7 @@ from app.types import new_id, utcnow
 
 log = logging.getLogger(__name__)
 
-ID_NUMBER_RE = re.compile(r"^\d{17}[\dX]$")
+ID_NUMBER_RE = re.compile(r"^[0-9]{17}[0-9X]$")  # ASCII only: \d would take full-width digits
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 

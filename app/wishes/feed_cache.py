@@ -1,18 +1,28 @@
-"""Cache of the public feed: shared by everyone, so cached; never shows a wish that left `open`.
+"""Caches of what the public reads: feed pages and wish cards. Never shows a stale wish.
 
-Each API process keeps rendered pages in memory under a *generation* number that lives in Redis.
-Any move into or out of `open` bumps the generation twice: once before the commit and once after
-it, so a page rendered from the old state in between is stored under a generation that is already
-gone. One Redis GET per feed request; if Redis is unreachable the cache is bypassed, not trusted.
+Each API process keeps rendered bodies in memory, each stored under a version number that lives in
+Redis and is read once per request, before the database is:
+
+- feed pages under one *generation*: any move into or out of `open` bumps it (lifecycle.transition);
+- a wish card under that wish's own *card version*: any change to a wish row, or to the alias or
+  birth year of its beneficiary, bumps it (a flush hook, so no write path can forget it).
+
+A change bumps its number twice: once before the commit and once after it, so a body rendered from
+the old state in between is stored under a number that is already gone. If Redis is unreachable the
+cache is bypassed, not trusted.
 """
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections import OrderedDict
+from typing import Callable, Iterable
 
 import redis
+from flask import has_app_context
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from app.redis_conn import get_redis
@@ -21,53 +31,166 @@ from app.txn import on_commit
 log = logging.getLogger(__name__)
 
 GENERATION_KEY = "feed:generation"
-MAX_ENTRIES = 512
+CARD_VERSION_KEY = "card:version:{}"
+# A card version outlives any body cached under it by far; an expired (or flushed) key starts
+# again at a random epoch, so it never matches a body cached before.
+CARD_VERSION_SECONDS = 86400
 
-_lock = threading.Lock()
-_pages: "OrderedDict[tuple, tuple[float, bytes, str]]" = OrderedDict()
+
+class _Bodies:
+    """A small thread-safe LRU of (version, key) -> (expires, body, etag)."""
+
+    def __init__(self, max_entries: int):
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._items: "OrderedDict[tuple, tuple[float, bytes, str]]" = OrderedDict()
+
+    def get(self, version: int, key) -> tuple[bytes, str] | None:
+        with self._lock:
+            hit = self._items.get((version, key))
+            if hit is None:
+                return None
+            expires, body, etag = hit
+            if expires < time.monotonic():
+                del self._items[(version, key)]
+                return None
+            self._items.move_to_end((version, key))
+            return body, etag
+
+    def put(self, version: int, key, body: bytes, etag: str, ttl: float) -> None:
+        with self._lock:
+            self._items[(version, key)] = (time.monotonic() + ttl, body, etag)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
 
-def _bump(client: redis.Redis) -> None:
+_pages = _Bodies(max_entries=512)
+_cards = _Bodies(max_entries=4096)
+
+
+def _safely(action: Callable[[redis.Redis], object], what: str) -> None:
     try:
-        client.incr(GENERATION_KEY)
+        action(get_redis())
     except redis.RedisError:
-        log.warning("could not bump the feed generation; cached pages expire by TTL")
+        log.warning("could not bump the %s; cached bodies expire by TTL", what)
+
+
+def _epoch() -> int:
+    """Where a missing counter starts (first use, or Redis restarted empty): a random number, so
+    the counter never climbs back to a number that bodies cached before the restart are under."""
+    return secrets.randbits(52)
+
+
+def _read(client: redis.Redis, key: str, ttl: int | None = None) -> int:
+    value = client.get(key)
+    if value is None:
+        client.set(key, _epoch(), nx=True, ex=ttl)
+        value = client.get(key)
+    return int(value)
+
+
+def _bump_generation(client: redis.Redis) -> None:
+    client.set(GENERATION_KEY, _epoch(), nx=True)
+    client.incr(GENERATION_KEY)
 
 
 def invalidate(session: Session) -> None:
-    client = get_redis()
-    _bump(client)
-    on_commit(session, lambda: _bump(client))
+    """Feed pages: call inside the transaction that moves a wish into or out of `open`."""
+    _safely(_bump_generation, "feed generation")
+    on_commit(session, lambda: _safely(_bump_generation, "feed generation"))
 
 
 def generation() -> int | None:
     try:
-        value = get_redis().get(GENERATION_KEY)
+        return _read(get_redis(), GENERATION_KEY)
     except redis.RedisError:
         return None
-    return int(value or 0)
 
 
 def get(gen: int, key: tuple) -> tuple[bytes, str] | None:
-    with _lock:
-        hit = _pages.get((gen, key))
-        if hit is None:
-            return None
-        expires, body, etag = hit
-        if expires < time.monotonic():
-            del _pages[(gen, key)]
-            return None
-        _pages.move_to_end((gen, key))
-        return body, etag
+    return _pages.get(gen, key)
 
 
 def put(gen: int, key: tuple, body: bytes, etag: str, ttl: float) -> None:
-    with _lock:
-        _pages[(gen, key)] = (time.monotonic() + ttl, body, etag)
-        while len(_pages) > MAX_ENTRIES:
-            _pages.popitem(last=False)
+    _pages.put(gen, key, body, etag, ttl)
 
 
 def clear() -> None:
-    with _lock:
-        _pages.clear()
+    _pages.clear()
+    _cards.clear()
+
+
+# --- wish cards ----------------------------------------------------------------------------------
+
+def card(wish_id: str, render: Callable[[], bytes], ttl: float) -> bytes:
+    """The public card of a wish: from this process's cache if its card version still matches,
+    else `render()` (which reads the database and raises for a wish the public may not see).
+
+    The version is read before `render()` reads the database. A wish without a version yet
+    is rendered uncached and then given one; reading never creates a version for an id that
+    `render()` refused, so ids that are not wishes cannot fill Redis.
+    """
+    key = CARD_VERSION_KEY.format(wish_id)
+    try:
+        client = get_redis()
+        raw = client.get(key)
+    except redis.RedisError:
+        return render()  # bypass, never trust
+    if raw is not None:
+        hit = _cards.get(int(raw), wish_id)
+        if hit is not None:
+            return hit[0]
+    body = render()
+    if raw is not None:
+        _cards.put(int(raw), wish_id, body, "", ttl)
+    else:
+        try:
+            client.set(key, _epoch(), nx=True, ex=CARD_VERSION_SECONDS)
+        except redis.RedisError:
+            pass  # its next reads stay uncached, which is safe
+    return body
+
+
+def _bump_cards(wish_ids: Iterable[str]) -> Callable[[redis.Redis], None]:
+    def bump(client: redis.Redis) -> None:
+        pipe = client.pipeline(transaction=False)
+        for wish_id in wish_ids:
+            key = CARD_VERSION_KEY.format(wish_id)
+            pipe.set(key, _epoch(), nx=True, ex=CARD_VERSION_SECONDS)
+            pipe.incr(key)
+            pipe.expire(key, CARD_VERSION_SECONDS)
+        pipe.execute()
+    return bump
+
+
+_CARD_FIELDS_OF_BENEFICIARY = ("alias", "birth_year")
+
+
+@event.listens_for(Session, "before_flush")
+def _cards_changed(session: Session, _flush_context, _instances) -> None:
+    """Bump the card version of every wish whose row (or beneficiary's public part) changes."""
+    from app.beneficiaries.models import Beneficiary
+    from app.wishes.models import Wish
+
+    ids = {obj.id for obj in session.deleted if isinstance(obj, Wish)}
+    ids |= {obj.id for obj in session.dirty
+            if isinstance(obj, Wish) and session.is_modified(obj, include_collections=False)}
+    beneficiaries = [obj.id for obj in session.dirty if isinstance(obj, Beneficiary)
+                     and any(inspect(obj).attrs[name].history.has_changes()
+                             for name in _CARD_FIELDS_OF_BENEFICIARY)]
+    if beneficiaries:
+        with session.no_autoflush:
+            ids |= set(session.scalars(
+                select(Wish.id).where(Wish.beneficiary_id.in_(beneficiaries))))
+    ids.discard(None)
+    if not ids:
+        return
+    if not has_app_context():  # no app, no Redis, no process serving cards from this session
+        return
+    bump = _bump_cards(sorted(ids))
+    _safely(bump, "card versions")
+    on_commit(session, lambda: _safely(bump, "card versions"))

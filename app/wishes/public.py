@@ -1,7 +1,12 @@
 """What the public may see of a wish: an allowlist card, an alias, an age band, a town."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
+
+from sqlalchemy import false, select
+
+from app.beneficiaries.models import Beneficiary, categories_of
 
 
 def age_band(birth_year: int | None, year: int | None = None) -> str | None:
@@ -18,3 +23,57 @@ def age_band(birth_year: int | None, year: int | None = None) -> str | None:
         return "80岁以上"
     low = age // 10 * 10
     return f"{low}-{low + 9}岁"
+
+
+@dataclass(frozen=True)
+class PublicCard:
+    """A published wish as the public sees it. Read from the columns the card shows and no
+    identity column of the beneficiary (loading the ORM rows would fetch those, encrypted,
+    for nothing); dumped by the same allowlist schema as a Wish."""
+
+    id: str
+    title: str
+    story: str
+    kind: str
+    item: str | None
+    estimated_value_fen: int
+    level: str
+    category_mask: int
+    alias: str
+    birth_year: int | None
+    region_code: str
+    status: str
+    published_at: datetime | None
+    due_at: datetime | None
+    fulfilled_at: datetime | None
+
+    @property
+    def categories(self) -> list[str]:
+        return categories_of(self.category_mask)
+
+    @property
+    def age_band(self) -> str | None:
+        return age_band(self.birth_year)
+
+
+def read_public_card(wish_id: str) -> PublicCard | None:
+    """The card of a published, visible wish, or None.
+
+    One statement on an autocommit connection: a single SELECT is its own consistent snapshot,
+    and it saves the BEGIN and ROLLBACK round trips on the busiest read of the service.
+    """
+    from app.extensions import db
+    from app.wishes.models import PUBLISHED, Wish
+
+    columns = [getattr(Wish, name) for name in _WISH_COLUMNS]
+    query = (select(*columns, Beneficiary.alias, Beneficiary.birth_year)
+             .join(Beneficiary, Beneficiary.id == Wish.beneficiary_id)
+             .where(Wish.id == wish_id, Wish.status.in_(PUBLISHED), Wish.hidden == false()))
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        row = conn.execute(query).first()
+    return None if row is None else PublicCard(**row._mapping)
+
+
+_WISH_COLUMNS = ("id", "title", "story", "kind", "item", "estimated_value_fen", "level",
+                 "category_mask", "region_code", "status", "published_at", "due_at",
+                 "fulfilled_at")

@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import false, select
+from sqlalchemy.orm import defaultload
 
 from app.auth.models import CASEWORKER, MODERATOR, User
 from app.auth.policy import in_scope, scope_prefixes
@@ -17,6 +18,7 @@ from app.regions import validate_region_code
 from app.wishes.lifecycle import transition
 from app.wishes.models import Wish, WishTransition
 from app.wishes.pii_scan import find_pii
+from app.wishes.public import PublicCard, read_public_card
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,9 @@ def _lock(wish_id: str) -> Wish | None:
 def get_wish_for(user: User | None, wish_id: str) -> tuple[Wish, bool]:
     """(wish, full): staff in scope get the full record; anyone gets a published wish's card;
     everything else is 404 as if it did not exist."""
-    wish = db.session.get(Wish, wish_id)
+    # Neither view of a wish reads consents: keep them (a second query) out of this read.
+    wish = db.session.get(Wish, wish_id,
+                          options=[defaultload(Wish.beneficiary).lazyload(Beneficiary.consents)])
     if wish is None:
         raise _not_found()
     if user is not None and user.is_staff and in_scope(user, wish.region_code):
@@ -46,6 +50,14 @@ def get_wish_for(user: User | None, wish_id: str) -> tuple[Wish, bool]:
     if wish.is_public:
         return wish, False
     raise _not_found()
+
+
+def get_public_card(wish_id: str) -> PublicCard:
+    """The public card of a published wish; 404 for anything else, as if it did not exist."""
+    card = read_public_card(wish_id)
+    if card is None:
+        raise _not_found()
+    return card
 
 
 def get_wish_for_staff(user: User, wish_id: str, *, lock: bool = False) -> Wish:
@@ -158,7 +170,8 @@ def withdraw_wish(user: User, wish_id: str, reason: str | None = None) -> Wish:
 
 
 def hide_wishes_of_beneficiary(ben: Beneficiary, actor: User) -> None:
-    """Consent withdrawn: every wish leaves the public views; open ones are withdrawn.
+    """Consent withdrawn: every wish leaves the public views; open ones are withdrawn, and
+    pending ones rejected so they leave the review queue and can never be approved.
     The caller commits."""
     wishes = db.session.execute(
         select(Wish).where(Wish.beneficiary_id == ben.id).with_for_update(of=Wish)
@@ -166,6 +179,9 @@ def hide_wishes_of_beneficiary(ben: Beneficiary, actor: User) -> None:
     for wish in wishes:
         if wish.status == "open":
             transition(wish, "withdraw", actor.id, "受助人撤回同意")
+        elif wish.status == "pending_review":
+            transition(wish, "reject", actor.id, "受助人撤回同意")
+            wish.reject_reason = "受助人撤回同意"
         wish.hidden = True
     from app.wishes import feed_cache
     feed_cache.invalidate(db.session)
@@ -206,7 +222,9 @@ def public_feed(*, kind: str | None = None, level: str | None = None,
                 category: str | None = None, region: str | None = None,
                 sort: str = "urgency", limit: int = 20, cursor: str | None = None) -> Page:
     """Open, visible wishes: red first and then the oldest (urgency), or newest first."""
-    query = select(Wish).where(Wish.status == "open", Wish.hidden.is_(False))
+    # `hidden = false`, not `IS false`: PostgreSQL only matches the partial feed indexes'
+    # predicate (status = 'open' AND hidden = false) when written the same way.
+    query = select(Wish).where(Wish.status == "open", Wish.hidden == false())
     if kind:
         query = query.where(Wish.kind == kind)
     if level:

@@ -1,0 +1,314 @@
+"""The access matrix: for every route, what each kind of caller gets.
+
+One row per route (and per object state where that changes the answer). Columns are the callers:
+  public  no token              donor   a WeChat donor
+  cw_in   caseworker of 界山镇 (the objects' town)    cw_out  caseworker of 涂岭镇 (another town)
+  mod     moderator             admin   staff-account administrator
+Outcomes: A allowed (2xx), U 401 invalid_token, F 403 forbidden, N 404 not_found (out of scope,
+exactly as if the object did not exist), V 422 validation_error.
+
+A route in `app.url_map` without a row here fails `test_every_route_has_a_row_in_the_matrix`,
+so a new route cannot ship without a stated policy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+
+from app.auth.models import ROLES
+from app.auth.policy import PUBLIC, allow
+from tests.factories import OTHER_TOWN, PASSWORD, TOWN, beneficiary_payload, wish_payload
+
+CALLERS = ("public", "donor", "cw_in", "cw_out", "mod", "admin")
+OUTCOMES = {"U": (401, "invalid_token"), "F": (403, "forbidden"), "N": (404, "not_found"),
+            "V": (422, "validation_error")}
+SPARE_STAFF = "matrix-spare"
+IGNORED_METHODS = {"HEAD", "OPTIONS"}
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    rule: str
+    outcomes: str           # one letter per caller, in CALLERS order
+    target: str | None = None   # what the path's <id> is: ben, draft, pending, open, staff
+    body: Any = None            # a dict, or a callable(world) -> dict
+    variant: str = ""
+    multipart: bool = False     # send `body` as multipart/form-data
+    idempotent: bool = False    # send a fresh Idempotency-Key
+
+    def expected(self) -> dict[str, str]:
+        letters = self.outcomes.split()
+        assert len(letters) == len(CALLERS), self
+        return dict(zip(CALLERS, letters))
+
+
+def _new_wish_body(world) -> dict:
+    return wish_payload(world.make("ben"))
+
+
+P = "/api/v1"
+#                                                      public donor cw_in cw_out mod admin
+MATRIX = [
+    Row("GET", f"{P}/healthz",                            "A A A A A A"),
+    Row("GET", f"{P}/readyz",                             "A A A A A A"),
+    Row("POST", f"{P}/auth/wechat",                       "A A A A A A",
+        body={"code": "dev:matrix-donor"}),
+    Row("POST", f"{P}/auth/staff",                        "A A A A A A",
+        body={"username": SPARE_STAFF, "password": PASSWORD}),
+    Row("GET", f"{P}/me",                                 "U A A A A A"),
+    Row("GET", f"{P}/staff",                              "U F F F F A"),
+    Row("PATCH", f"{P}/staff/<user_id>",                  "U F F F F A",
+        target="staff", body={"active": True}),
+    # Creating in a region outside one's scope is refused outright (the region is the caller's
+    # own input, not an object they are probing for).
+    Row("POST", f"{P}/beneficiaries",                     "U F A F F F",
+        body=lambda world: beneficiary_payload()),
+    Row("GET", f"{P}/beneficiaries",                      "U F A A A F"),
+    Row("GET", f"{P}/beneficiaries/<ben_id>",             "U F A N A F", target="ben"),
+    Row("GET", f"{P}/beneficiaries/<ben_id>/access-log",  "U F A N A F", target="ben"),
+    Row("POST", f"{P}/beneficiaries/<ben_id>/withdraw-consent", "U F A N A F", target="ben"),
+    Row("GET", f"{P}/wishes",                             "A A A A A A"),
+    # A beneficiary of another town named in the body reads as one that does not exist (422).
+    Row("POST", f"{P}/wishes",                            "U F A V F F", body=_new_wish_body),
+    Row("GET", f"{P}/wishes/<wish_id>",                   "A A A A A A", target="open",
+        variant="published"),
+    Row("GET", f"{P}/wishes/<wish_id>",                   "N N A N A A", target="draft",
+        variant="draft"),
+    Row("GET", f"{P}/wishes/<wish_id>",                   "N N A N A A", target="pending",
+        variant="pending review"),
+    Row("PATCH", f"{P}/wishes/<wish_id>",                 "U F A N F F", target="draft",
+        body={"title": "一副老花镜"}),
+    Row("POST", f"{P}/wishes/<wish_id>/submit",           "U F A N F F", target="draft"),
+    Row("POST", f"{P}/wishes/<wish_id>/approve",          "U F F F A F", target="pending"),
+    Row("POST", f"{P}/wishes/<wish_id>/reject",           "U F F F A F", target="pending",
+        body={"reason": "材料不全"}),
+    Row("POST", f"{P}/wishes/<wish_id>/withdraw",         "U F A N A F", target="open",
+        body={"reason": "已由其他渠道解决"}),
+    Row("GET", f"{P}/wishes/<wish_id>/transitions",       "U F A N A F", target="draft"),
+    Row("GET", f"{P}/staff/wishes",                       "U F A A A F"),
+    Row("GET", f"{P}/moderation/wishes",                  "U F F F A F"),
+    # Claims: the target claim belongs to `donor`; `other_claim` to another donor.
+    Row("POST", f"{P}/wishes/<wish_id>/claims",           "U A F F F F", target="open",
+        idempotent=True),
+    Row("GET", f"{P}/me/claims",                          "U A F F F F"),
+    Row("GET", f"{P}/claims/<claim_id>",                  "U A A N A F", target="claim"),
+    Row("GET", f"{P}/claims/<claim_id>",                  "U N A N A F", target="other_claim",
+        variant="another donor's"),
+    Row("POST", f"{P}/claims/<claim_id>/release",         "U A F F F F", target="claim"),
+    Row("POST", f"{P}/claims/<claim_id>/release",         "U N F F F F", target="other_claim",
+        variant="another donor's"),
+    Row("POST", f"{P}/claims/<claim_id>/confirm",         "U F A N F F", target="delivered"),
+    Row("POST", f"{P}/claims/<claim_id>/dispute",         "U F A N F F", target="delivered",
+        body={"reason": "照片看不清"}),
+    Row("POST", f"{P}/claims/<claim_id>/proofs",          "U A F F F F", target="claim",
+        body=lambda world: world.photo_form(), multipart=True, idempotent=True),
+    Row("POST", f"{P}/claims/<claim_id>/proofs",          "U N F F F F", target="other_claim",
+        body=lambda world: world.photo_form(), multipart=True, idempotent=True,
+        variant="another donor's"),
+    Row("GET", f"{P}/claims/<claim_id>/proofs",           "U A A N A F", target="claim"),
+    # A signed link is the credential: anyone holding one may fetch until it expires.
+    Row("GET", f"{P}/media/<path:key>",                   "A A A A A A", target="media"),
+    Row("GET", f"{P}/me/notifications",                   "U F A A A A"),
+    # The target is a notification in cw_in's inbox: anyone else's reads as missing.
+    Row("POST", f"{P}/me/notifications/<notification_id>/read", "U F A N N N", target="note"),
+    Row("GET", f"{P}/me/subscriptions",                   "U A F F F F"),
+    Row("POST", f"{P}/me/subscriptions",                  "U A F F F F",
+        body={"template_ids": ["tmpl-matrix"], "accepted": ["tmpl-matrix"]}),
+]
+
+
+def _exempt(endpoint: str) -> bool:
+    """Not our routes: static files and the OpenAPI document and its UI (public by nature)."""
+    return endpoint == "static" or endpoint.startswith("api-docs.")
+
+
+def _routes(app) -> set[tuple[str, str]]:
+    return {(method, rule.rule) for rule in app.url_map.iter_rules() if not _exempt(rule.endpoint)
+            for method in rule.methods - IGNORED_METHODS}
+
+
+class World:
+    """The callers (logged in once) and fresh objects in 界山镇, made through the API."""
+
+    def __init__(self, app, actors) -> None:
+        from app.auth.service import create_staff
+
+        self.app = app
+        self.actors = actors
+        self.cw_in = actors.caseworker([TOWN])
+        self.cw_out = actors.caseworker([OTHER_TOWN])
+        self.mod = actors.moderator()
+        self.admin = actors.admin()
+        self.donor = actors.donor()
+        with app.app_context():
+            self.spare_staff_id = create_staff(SPARE_STAFF, "caseworker", PASSWORD, [TOWN]).id
+
+    def headers(self, caller: str) -> dict[str, str]:
+        return {} if caller == "public" else getattr(self, caller).headers
+
+    def make(self, target: str) -> str:
+        if target == "staff":
+            return self.spare_staff_id
+        if target == "note":
+            return self._note()
+        if target == "ben":
+            return self.actors.beneficiary(self.cw_in)["id"]
+        if target in ("claim", "other_claim", "delivered", "media"):
+            return self._claim_target(target)
+        build: dict[str, Callable[[], dict]] = {
+            "draft": lambda: self.actors.draft_wish(self.cw_in),
+            "pending": lambda: self.actors.submitted_wish(self.cw_in),
+            "open": lambda: self.actors.open_wish(self.cw_in, self.mod),
+        }
+        return build[target]()["id"]
+
+    def photo_form(self) -> dict:
+        import io
+
+        from tests.media.conftest import encode, scene
+
+        return {"note": "送到了", "photo": (io.BytesIO(encode(scene((320, 240)), "JPEG")), "p.jpg")}
+
+    def _claim_target(self, target: str) -> str:
+        import uuid
+
+        from app.claims.proofs import links, process_proof
+        from app.extensions import db
+        from app.claims.models import Proof
+
+        owner = self.donor if target != "other_claim" else self.actors.donor()
+        wish = self.actors.open_wish(self.cw_in, self.mod)
+        claim_id = self.actors.client.post(
+            f"/api/v1/wishes/{wish['id']}/claims",
+            headers={**owner.headers, "Idempotency-Key": str(uuid.uuid4())}).get_json()["id"]
+        if target in ("claim", "other_claim"):
+            return claim_id
+        res = self.actors.client.post(f"/api/v1/claims/{claim_id}/proofs", data=self.photo_form(),
+                                      content_type="multipart/form-data",
+                                      headers={**owner.headers, "Idempotency-Key": str(uuid.uuid4())})
+        assert res.status_code == 201, res.get_json()
+        if target == "delivered":
+            return claim_id
+        with self.app.app_context():
+            process_proof(res.get_json()["id"])
+            url = links(db.session.get(Proof, res.get_json()["id"]))["image_url"]
+        return url[len("/api/v1/media/"):]
+
+    def _note(self) -> str:
+        import secrets
+
+        from app.extensions import db
+        from app.notifications.models import InboxNotification
+        from app.notifications.service import notify_staff
+
+        key = f"matrix-{secrets.token_hex(8)}"
+        with self.app.app_context():
+            notify_staff([self.cw_in.id], "proof_submitted", "送达凭证待确认", "请核实。", {}, key)
+            db.session.commit()
+            return db.session.execute(db.select(InboxNotification.id).where(
+                InboxNotification.dedupe_key == f"{key}:{self.cw_in.id}")).scalar_one()
+
+
+def _path(rule: str, object_id: str | None) -> str:
+    if "<" not in rule:
+        return rule
+    head, _, rest = rule.partition("<")
+    return head + object_id + rest.partition(">")[2]
+
+
+def _call(client, world: World, row: Row, caller: str, object_id: str | None):
+    import uuid
+
+    body = row.body(world) if callable(row.body) else row.body
+    kwargs = {"headers": dict(world.headers(caller))}
+    if row.idempotent:
+        kwargs["headers"]["Idempotency-Key"] = str(uuid.uuid4())
+    if body is not None and row.multipart:
+        kwargs.update(data=body, content_type="multipart/form-data")
+    elif body is not None:
+        kwargs["json"] = body
+    return client.open(_path(row.rule, object_id), method=row.method, **kwargs)
+
+
+def _mismatch(row: Row, caller: str, want: str, res) -> str | None:
+    got = res.status_code
+    body = res.get_json(silent=True)
+    code = body.get("code") if isinstance(body, dict) else None
+    if want == "A":
+        if 200 <= got < 300:
+            return None
+    elif (got, code) == OUTCOMES[want] and res.mimetype == "application/problem+json":
+        return None
+    wanted = "2xx" if want == "A" else "%s %s" % OUTCOMES[want]
+    return f"{row.method} {row.rule} {row.variant} as {caller}: want {wanted}, got {got} {code}"
+
+
+def test_every_route_answers_each_caller_as_the_matrix_says(client, app, actors, monkeypatch):
+    # One donor owns many claims here; the active-claim limit is tested on its own elsewhere.
+    monkeypatch.setitem(app.config, "CLAIM_ACTIVE_LIMIT", 1000)
+    world = World(app, actors)
+    mismatches = []
+    for row in MATRIX:
+        for caller, want in row.expected().items():
+            object_id = world.make(row.target) if row.target else None
+            res = _call(client, world, row, caller, object_id)
+            problem = _mismatch(row, caller, want, res)
+            if problem:
+                mismatches.append(problem)
+            elif want == "N":
+                # Out of scope must read exactly like an object that does not exist.
+                ghost = _call(client, world, row, caller, object_id[:-4] + "zzzz")
+                if (ghost.status_code, ghost.get_json()) != (res.status_code, res.get_json()):
+                    mismatches.append(f"{row.method} {row.rule} as {caller}: out-of-scope 404 "
+                                      f"differs from a missing object's {ghost.get_json()}")
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_every_route_has_a_row_in_the_matrix(app):
+    table = {(row.method, row.rule) for row in MATRIX}
+    routes = _routes(app)
+
+    assert not routes - table, f"routes with no stated access policy: {sorted(routes - table)}"
+    assert not table - routes, f"matrix rows for routes that no longer exist: {table - routes}"
+
+
+def test_matrix_rows_are_well_formed():
+    for row in MATRIX:
+        assert set(row.expected().values()) <= {"A", *OUTCOMES}, row
+        assert ("<" in row.rule) == (row.target is not None), row
+
+
+def test_every_view_declares_an_access_policy(app):
+    known = set(ROLES) | {PUBLIC}
+    for endpoint, view in app.view_functions.items():
+        if _exempt(endpoint):
+            continue
+        access = getattr(view, "__access__", None)
+        assert access, f"{endpoint} has no __access__ policy (use @allow(...))"
+        assert access <= known, f"{endpoint} names unknown roles {access - known}"
+
+
+def test_route_without_a_policy_is_refused_to_everyone(app_config, actors):
+    from app import create_app
+
+    other = create_app(app_config)
+    other.add_url_rule("/api/v1/test-only/no-policy", "no_policy", lambda: {"secret": 1})
+    other.add_url_rule("/api/v1/test-only/admins", "admins_only",
+                       allow("admin")(lambda: {"ok": 1}))
+    admin = actors.admin()
+    client = other.test_client()
+
+    for headers in ({}, admin.headers):
+        res = client.get("/api/v1/test-only/no-policy", headers=headers)
+        assert res.status_code == 403 and res.get_json()["code"] == "forbidden"
+        assert "secret" not in res.get_data(as_text=True)
+    # The same app serves a route that does state its policy: the refusal above is the policy's.
+    assert client.get("/api/v1/test-only/admins", headers=admin.headers).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/v1/openapi.json", "/api/v1/docs"])
+def test_openapi_document_and_its_page_are_public(client, path):
+    assert client.get(path).status_code == 200

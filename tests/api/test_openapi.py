@@ -1,0 +1,188 @@
+"""The OpenAPI document at /api/v1/openapi.json: public, OpenAPI 3, and complete — every route of
+the url_map with its methods, response schemas, request-body schemas and auth."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app.auth.policy import PUBLIC
+
+DOC = "/api/v1/openapi.json"
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+# POST actions whose whole meaning is in the URL: they take no body.
+BODYLESS = {("post", "/api/v1/wishes/{wish_id}/submit"),
+            ("post", "/api/v1/wishes/{wish_id}/approve"),
+            ("post", "/api/v1/beneficiaries/{ben_id}/withdraw-consent"),
+            ("post", "/api/v1/me/notifications/{notification_id}/read"),
+            ("post", "/api/v1/wishes/{wish_id}/claims"),
+            ("post", "/api/v1/claims/{claim_id}/release"),
+            ("post", "/api/v1/claims/{claim_id}/confirm")}
+# Operations whose body is multipart/form-data (photo uploads), not JSON.
+MULTIPART = {("post", "/api/v1/claims/{claim_id}/proofs")}
+
+
+def _exempt(endpoint: str) -> bool:
+    return endpoint == "static" or endpoint.startswith("api-docs.")
+
+
+def _openapi_path(rule: str) -> str:
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def _operations(app) -> dict[tuple[str, str], str]:
+    """(method, OpenAPI path) -> endpoint, for every route we serve."""
+    ops = {}
+    for rule in app.url_map.iter_rules():
+        if _exempt(rule.endpoint):
+            continue
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            ops[(method.lower(), _openapi_path(rule.rule))] = rule.endpoint
+    return ops
+
+
+@pytest.fixture
+def doc(client):
+    res = client.get(DOC)
+    assert res.status_code == 200
+    return res.get_json()
+
+
+def _resolve(doc: dict, node: dict) -> dict:
+    while "$ref" in node:
+        parts = node["$ref"].lstrip("#/").split("/")
+        node = doc
+        for part in parts:
+            node = node[part]
+    return node
+
+
+def _refs(node):
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def test_document_is_public_json(client):
+    res = client.get(DOC)
+
+    assert res.status_code == 200
+    assert res.mimetype == "application/json"
+
+
+def test_document_is_openapi_3_in_structure(doc):
+    try:  # the real validator when it is installed; the structural checks below always run
+        from openapi_spec_validator import validate
+    except ImportError:
+        validate = None
+    if validate:
+        validate(doc)
+    assert re.fullmatch(r"3\.\d+\.\d+", doc["openapi"])
+    assert doc["info"]["title"] and doc["info"]["version"]
+    assert isinstance(doc["paths"], dict) and doc["paths"]
+    for path, item in doc["paths"].items():
+        assert path.startswith("/"), path
+        for method, op in item.items():
+            assert method in HTTP_METHODS | {"parameters", "summary", "description"}, method
+            if method in HTTP_METHODS:
+                assert op["responses"], (method, path)
+        # every {param} in the path is declared as a path parameter
+        declared = {p["name"] for p in item.get("parameters", []) if p["in"] == "path"}
+        for method in HTTP_METHODS & set(item):
+            declared |= {p["name"] for p in item[method].get("parameters", [])
+                         if p["in"] == "path"}
+        assert set(re.findall(r"{([^}]+)}", path)) == declared, path
+
+
+def test_every_ref_resolves(doc):
+    for ref in set(_refs(doc)):
+        assert ref.startswith("#/"), ref
+        _resolve(doc, {"$ref": ref})  # raises KeyError if it points nowhere
+
+
+def test_every_route_is_in_the_document_with_its_methods(app, doc):
+    documented = {(method, path) for path, item in doc["paths"].items()
+                  for method in item if method in HTTP_METHODS}
+    served = set(_operations(app))
+
+    assert not served - documented, f"routes missing from the document: {served - documented}"
+    assert not documented - served, f"documented but not served: {documented - served}"
+
+
+def test_every_operation_has_a_success_response_schema(app, doc):
+    for method, path in _operations(app):
+        responses = doc["paths"][path][method]["responses"]
+        success = [_resolve(doc, r) for code, r in responses.items() if code.startswith("2")]
+        assert success, (method, path)
+        for response in success:
+            content = response.get("content", {})
+            assert any("schema" in media for media in content.values()), (method, path)
+
+
+def test_every_json_body_operation_has_a_request_body_schema(app, doc):
+    for method, path in _operations(app):
+        op = doc["paths"][path][method]
+        if (method, path) in MULTIPART:
+            body = _resolve(doc, op["requestBody"])
+            schema = _resolve(doc, body["content"]["multipart/form-data"]["schema"])
+            assert schema.get("properties"), (method, path)
+        elif method in {"post", "put", "patch"} and (method, path) not in BODYLESS:
+            body = _resolve(doc, op.get("requestBody", {}))
+            assert "application/json" in body.get("content", {}), (method, path)
+            schema = _resolve(doc, body["content"]["application/json"]["schema"])
+            assert schema.get("properties"), (method, path)
+        elif method in {"get", "delete"} or (method, path) in BODYLESS:
+            assert "requestBody" not in op, (method, path)
+
+
+def test_bodyless_list_names_only_real_bodyless_routes(app):
+    assert BODYLESS | MULTIPART <= set(_operations(app))
+
+
+def test_every_operation_declares_its_auth(app, doc):
+    assert doc["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    for (method, path), endpoint in _operations(app).items():
+        security = doc["paths"][path][method].get("security", doc.get("security"))
+        assert security, (method, path)
+        public = PUBLIC in app.view_functions[endpoint].__access__
+        if public:
+            assert {} in security, f"{method} {path} is public but demands a token"
+        else:
+            assert {"bearerAuth": []} in security, (method, path)
+            assert {} not in security, f"{method} {path} needs a token but allows anonymous"
+
+
+def test_documented_region_pattern_refuses_what_the_server_refuses(doc):
+    """The pattern in the document is what clients validate with; it must be ECMA-262 safe
+    and agree with the server on the obvious cases."""
+    schema = _resolve(doc, {"$ref": "#/components/schemas/BeneficiaryIn"})
+    pattern = schema["properties"]["region_code"]["pattern"]
+    for good in ("350505", "350505101", "350505101201"):
+        assert re.search(pattern, good)
+    for bad in ("3505051", "35050510120a", "３５０５０５"):
+        assert not re.search(pattern, bad)
+    assert "\\d" not in pattern and "\\Z" not in pattern
+
+
+def test_error_responses_are_documented_as_problem_json(app, doc):
+    """Errors are served as problem+json with a string `code`; the document must say so."""
+    for method, path in _operations(app):
+        responses = doc["paths"][path][method]["responses"]
+        # the shared error responses (an operation's own alternatives, like readyz's 503
+        # health body, are described inline)
+        errors = {code: _resolve(doc, r) for code, r in responses.items()
+                  if code == "default" or "$ref" in r}
+        assert "default" in errors, (method, path)
+        for code, response in errors.items():
+            assert list(response["content"]) == ["application/problem+json"], (method, path, code)
+            schema = _resolve(doc, response["content"]["application/problem+json"]["schema"])
+            props = schema["properties"]
+            assert {"type", "title", "status", "detail", "code", "errors"} <= set(props)
+            assert props["code"]["type"] == "string" and props["status"]["type"] == "integer"
+            assert schema.get("additionalProperties") is not False  # e.g. a 500's request_id

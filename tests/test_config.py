@@ -1,0 +1,187 @@
+"""Configuration: production refuses to start without real secrets; URLs and keys are checked.
+
+Settings come from the environment in production, so most tests set environment variables
+(monkeypatch) and call `create_app()` the way `wsgi.py` does; a few pass the `config` mapping.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+
+import pytest
+
+from app import create_app
+from app.config import DEV_DATA_ENCRYPTION_KEY, DEV_SECRET_KEY, SETTINGS, ConfigError
+
+# Each of these must be given explicitly in production.
+REQUIRED_IN_PRODUCTION = ["SECRET_KEY", "DATA_ENCRYPTION_KEY", "WECHAT_APP_ID",
+                          "WECHAT_APP_SECRET", "DATABASE_URL", "REDIS_URL"]
+
+
+def _key(length: int = 32) -> str:
+    return base64.b64encode(os.urandom(length)).decode()
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    """No setting leaks in from the shell running the tests; the instance folder is private."""
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
+
+
+@pytest.fixture
+def production_env(monkeypatch, app_config):
+    env = {
+        "APP_ENV": "production",
+        "DATABASE_URL": app_config["DATABASE_URL"],
+        "REDIS_URL": app_config["REDIS_URL"],
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "DATA_ENCRYPTION_KEY": _key(),
+        "WECHAT_APP_ID": "wx0123456789abcdef",
+        "WECHAT_APP_SECRET": secrets.token_hex(16),
+        "WECHAT_API_BASE": app_config["WECHAT_API_BASE"],
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def test_production_with_every_secret_starts_with_dev_login_off(production_env):
+    application = create_app()
+
+    assert application.config["APP_ENV"] == "production"
+    assert application.config["DEV_LOGIN_ENABLED"] is False
+
+
+@pytest.mark.parametrize("name", REQUIRED_IN_PRODUCTION)
+def test_production_with_a_secret_missing_refuses_to_start_naming_it(production_env,
+                                                                      monkeypatch, name):
+    monkeypatch.delenv(name)
+
+    with pytest.raises(ConfigError, match=name):
+        create_app()
+
+
+@pytest.mark.parametrize("value", ["", None])
+@pytest.mark.parametrize("name", REQUIRED_IN_PRODUCTION)
+def test_production_with_a_secret_set_empty_refuses_to_start_naming_it(production_env,
+                                                                       name, value):
+    with pytest.raises(ConfigError, match=name):
+        create_app({name: value})
+
+
+@pytest.mark.parametrize("name, dev_value", [("SECRET_KEY", DEV_SECRET_KEY),
+                                             ("DATA_ENCRYPTION_KEY", DEV_DATA_ENCRYPTION_KEY)])
+def test_production_with_a_development_secret_refuses_to_start_naming_it(
+        production_env, monkeypatch, name, dev_value):
+    monkeypatch.setenv(name, dev_value)
+
+    with pytest.raises(ConfigError, match=name):
+        create_app()
+
+
+def test_production_with_a_short_secret_key_refuses_to_start(production_env, monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "too-short")
+
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        create_app()
+
+
+def test_production_cannot_be_talked_into_dev_login(production_env):
+    application = create_app({"DEV_LOGIN_ENABLED": True})
+
+    assert application.config["DEV_LOGIN_ENABLED"] is False
+
+
+def test_dev_login_code_is_refused_by_a_production_app(production_env, app):
+    """`app` is requested so the shared test database is migrated and empty."""
+    client = create_app().test_client()
+
+    res = client.post("/api/v1/auth/wechat", json={"code": "dev:alice"})
+
+    assert res.status_code == 401
+    assert "access_token" not in res.get_data(as_text=True)
+
+
+def test_unknown_app_env_is_refused():
+    with pytest.raises(ConfigError, match="APP_ENV"):
+        create_app({"APP_ENV": "staging"})
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("postgresql://wxy@db.internal:5432/weixinyuan",
+     "postgresql+psycopg://wxy@db.internal:5432/weixinyuan"),
+    ("postgres://wxy@db.internal/weixinyuan", "postgresql+psycopg://wxy@db.internal/weixinyuan"),
+    ("postgresql+psycopg://wxy@db.internal/weixinyuan",
+     "postgresql+psycopg://wxy@db.internal/weixinyuan"),
+])
+def test_plain_postgresql_url_picks_the_psycopg_driver(monkeypatch, url, expected):
+    from app.extensions import db
+
+    monkeypatch.setenv("DATABASE_URL", url)
+    application = create_app({"REDIS_URL": "redis://127.0.0.1:6379/11"})
+
+    assert application.config["SQLALCHEMY_DATABASE_URI"] == expected
+    with application.app_context():  # building the engine does not connect
+        assert db.engine.dialect.name == "postgresql"
+        assert db.engine.dialect.driver == "psycopg"
+
+
+def test_sqlite_url_is_used_as_given(tmp_path):
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+
+    application = create_app({"DATABASE_URL": url, "REDIS_URL": "redis://127.0.0.1:6379/11"})
+
+    assert application.config["SQLALCHEMY_DATABASE_URI"] == url
+
+
+@pytest.mark.parametrize("value", [
+    pytest.param(_key(16), id="16-bytes"),
+    pytest.param(_key(31), id="31-bytes"),
+    pytest.param(_key(33), id="33-bytes"),
+    pytest.param("not base64 at all!", id="not-base64"),
+    pytest.param(_key()[:-2], id="truncated"),
+    pytest.param(secrets.token_hex(32), id="hex-not-base64"),
+])
+@pytest.mark.parametrize("env", ["development", "production"])
+def test_data_encryption_key_that_is_not_32_bytes_of_base64_is_refused(
+        production_env, monkeypatch, env, value):
+    monkeypatch.setenv("APP_ENV", env)
+    monkeypatch.setenv("DATA_ENCRYPTION_KEY", value)
+
+    with pytest.raises(ConfigError, match="DATA_ENCRYPTION_KEY"):
+        create_app()
+
+
+def test_retired_encryption_key_that_is_malformed_is_refused(production_env, monkeypatch):
+    monkeypatch.setenv("DATA_ENCRYPTION_OLD_KEYS", f"{_key()},{_key(16)}")
+
+    with pytest.raises(ConfigError, match="DATA_ENCRYPTION_OLD_KEYS"):
+        create_app()
+
+
+@pytest.mark.parametrize("name, value", [("CLAIM_SLA_SECONDS", "two days"),
+                                         ("WECHAT_TIMEOUT_SECONDS", "fast"),
+                                         ("CLAIM_REMINDER_OFFSETS", "86400,soon")])
+def test_malformed_number_in_the_environment_is_refused_naming_it(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(ConfigError, match=name):
+        create_app()
+
+
+def test_settings_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/11")
+    monkeypatch.setenv("CLAIM_SLA_SECONDS", "3600")
+    monkeypatch.setenv("CLAIM_REMINDER_OFFSETS", "1800, 600")
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", "2048")
+
+    config = create_app().config
+
+    assert config["CLAIM_SLA_SECONDS"] == 3600
+    assert config["CLAIM_REMINDER_OFFSETS"] == [1800, 600]
+    assert config["MAX_UPLOAD_BYTES"] == 2048
+    assert config["MAX_CONTENT_LENGTH"] == 1024 * 1024  # the JSON body cap stays 1 MiB
