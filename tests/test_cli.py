@@ -1,0 +1,83 @@
+"""`flask --app wsgi staff ...`: non-interactive staff accounts, password on standard input."""
+from __future__ import annotations
+
+import pytest
+
+PASSWORD = "a long enough password"
+
+
+def _cli(app, *args: str, stdin: str | None = None):
+    return app.test_cli_runner().invoke(args=list(args), input=stdin)
+
+
+def _login(client, username: str, password: str = PASSWORD):
+    return client.post("/api/v1/auth/staff", json={"username": username, "password": password})
+
+
+def test_staff_create_reads_the_password_from_stdin_and_the_account_can_log_in(app, client):
+    result = _cli(app, "staff", "create", "jieshan.li", "--role", "caseworker",
+                  "--region", "350505101", "--password-stdin", stdin=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    assert "created caseworker jieshan.li" in result.output
+    assert PASSWORD not in result.output
+
+    res = _login(client, "jieshan.li")
+    assert res.status_code == 200, res.get_json()
+    me = client.get("/api/v1/me",
+                    headers={"Authorization": f"Bearer {res.get_json()['access_token']}"})
+    assert me.get_json()["role"] == "caseworker"
+    assert me.get_json()["regions"] == ["350505101"]
+
+
+def test_staff_create_takes_several_regions(app, client):
+    result = _cli(app, "staff", "create", "coast.worker", "--role", "caseworker",
+                  "--region", "350505102", "--region", "350505103", "--password-stdin",
+                  stdin=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    token = _login(client, "coast.worker").get_json()["access_token"]
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert me["regions"] == ["350505102", "350505103"]
+
+
+@pytest.mark.parametrize(("args", "stdin", "message"), [
+    (["--role", "superuser", "--region", "350505101"], PASSWORD, "superuser"),
+    (["--role", "caseworker", "--region", "35050510"], PASSWORD,
+     "区划代码必须是 6、9 或 12 位数字"),
+    (["--role", "caseworker"], PASSWORD, "协理员必须绑定至少一个区划代码"),
+    (["--role", "moderator"], "short", "密码至少 10 个字符"),
+])
+def test_staff_create_refuses_bad_input_with_a_clear_message(app, client, args, stdin, message):
+    result = _cli(app, "staff", "create", "someone", *args, "--password-stdin",
+                  stdin=stdin + "\n")
+    assert result.exit_code != 0
+    assert message in result.output
+    assert _login(client, "someone", stdin).status_code == 401  # nothing was created
+
+
+def test_staff_create_refuses_a_taken_username(app):
+    assert _cli(app, "staff", "create", "mod.one", "--role", "moderator", "--password-stdin",
+                stdin=PASSWORD + "\n").exit_code == 0
+    result = _cli(app, "staff", "create", "mod.one", "--role", "admin", "--password-stdin",
+                  stdin="another long password\n")
+    assert result.exit_code == 1
+    assert "mod.one 已存在" in result.output
+
+
+def test_staff_disable_makes_the_old_token_401_and_login_403(app, client):
+    _cli(app, "staff", "create", "mod.two", "--role", "moderator", "--password-stdin",
+         stdin=PASSWORD + "\n")
+    headers = {"Authorization": f"Bearer {_login(client, 'mod.two').get_json()['access_token']}"}
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+
+    result = _cli(app, "staff", "disable", "mod.two")
+    assert result.exit_code == 0, result.output
+
+    res = client.get("/api/v1/me", headers=headers)
+    assert res.status_code == 401 and res.get_json()["code"] == "invalid_token"
+    assert _login(client, "mod.two").get_json()["code"] == "account_disabled"
+
+
+def test_staff_disable_of_an_unknown_username_fails(app):
+    result = _cli(app, "staff", "disable", "nobody.here")
+    assert result.exit_code == 1
+    assert "no staff account nobody.here" in result.output

@@ -1,0 +1,129 @@
+"""The background worker: RQ on every queue, with RQ's scheduler, each job inside the app context.
+
+`python -m workers` runs `main()`. Jobs are thin entry points that take IDs and are safe to run
+twice; they are enqueued after commit through `app.queue`. Periodic jobs are declared below as
+data and rung by a small ticker process: every worker process runs one, and a Redis key per job
+(SET NX EX) makes sure each job is enqueued once per interval however many workers are running.
+
+RQ's own `rq cron` is not used for these: in RQ 3.0 it enqueues with the pickle serializer and
+has no lock across processes, while our queues and workers speak JSON only.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from flask import Flask
+from rq import Worker
+
+from app.queue import QUEUES, SERIALIZER, enqueue
+
+log = logging.getLogger("workers")
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A job enqueued every `every` seconds; `every` may name a setting (e.g. SLA_CHECK_SECONDS)."""
+
+    name: str
+    func_path: str
+    every: int | str
+    queue: str = "default"
+
+    def interval(self, config: Mapping[str, Any]) -> int:
+        seconds = config[self.every] if isinstance(self.every, str) else self.every
+        return max(1, int(seconds))
+
+
+# Periodic jobs, as data.
+PERIODIC: list[Periodic] = [
+    # The deadline's safety net: expires due claims, queues due reminders, requeues lost proofs.
+    Periodic("claims-sweep", "workers.jobs.sweep", every="SLA_CHECK_SECONDS"),
+    # The outbox relay's safety net: messages whose doorbell was lost, and retries coming due.
+    Periodic("notify-relay", "workers.jobs.relay_outbox", every="NOTIFY_RELAY_SECONDS",
+             queue="notifications"),
+]
+
+
+class AppWorker(Worker):
+    """An RQ worker whose jobs run inside the Flask app context (db session, config, redis)."""
+
+    flask_app: Flask | None = None
+
+    def perform_job(self, job, queue, execution) -> bool:
+        from app.extensions import db
+
+        app = self.flask_app
+        if app is None:
+            raise RuntimeError("AppWorker.flask_app is not set")
+        with app.app_context():
+            # A forked work horse must not reuse connections pooled by its parent.
+            db.engine.dispose(close=False)
+            return super().perform_job(job, queue, execution)
+
+
+def tick_periodic(connection: redis.Redis, config: Mapping[str, Any],
+                  jobs: list[Periodic], now: float | None = None) -> list[str]:
+    """Enqueue every periodic job whose interval has passed; return the names enqueued."""
+    now = time.time() if now is None else now
+    enqueued = []
+    for job in jobs:
+        interval = job.interval(config)
+        # Whoever sets the key first (across all worker processes) rings this interval's bell.
+        if connection.set(f"periodic:{job.name}", int(now), nx=True, ex=interval):
+            enqueue(job.queue, job.func_path, connection=connection,
+                    job_id=f"periodic-{job.name}-{int(now)}", result_ttl=3600)
+            enqueued.append(job.name)
+    return enqueued
+
+
+def _run_periodic(redis_url: str, config: dict[str, Any], jobs: list[Periodic]) -> None:
+    from app.redis_conn import connect
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    connection = connect(redis_url)  # a fresh connection: never share sockets across a fork
+    log.info("periodic ticker started for %s", ", ".join(j.name for j in jobs))
+    while True:
+        try:
+            for name in tick_periodic(connection, config, jobs):
+                log.info("periodic job %s enqueued", name)
+        except redis.RedisError as exc:
+            log.warning("periodic ticker cannot reach redis (%s); retrying", exc)
+        time.sleep(1)
+
+
+def start_periodic(app: Flask, jobs: list[Periodic]) -> multiprocessing.Process | None:
+    if not jobs:
+        log.info("no periodic jobs declared")
+        return None
+    config = {key: app.config[key] for key in app.config if key.isupper()}
+    process = multiprocessing.get_context("fork").Process(
+        target=_run_periodic, args=(app.config["REDIS_URL"], config, jobs),
+        name="periodic-ticker", daemon=True)
+    process.start()
+    return process
+
+
+def main() -> int:
+    from app import create_app
+
+    app = create_app()
+    AppWorker.flask_app = app
+    worker = AppWorker(list(QUEUES), connection=app.extensions["redis"], serializer=SERIALIZER)
+    log.info("worker for queues %s (json serializer, scheduler on)", ", ".join(QUEUES))
+    ticker = start_periodic(app, PERIODIC)
+    try:
+        worker.work(with_scheduler=True, logging_level=str(app.config["LOG_LEVEL"]).upper())
+    finally:
+        if ticker is not None:
+            ticker.terminate()
+            ticker.join(5)
+    log.info("worker stopped")
+    return 0
