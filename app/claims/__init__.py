@@ -1,0 +1,1 @@
+"""Claims (认领) and the 48-hour promise."""

@@ -1,0 +1,162 @@
+"""Photo proof of delivery: checked at once, re-encoded by a worker, served only by signed link.
+
+The request does the cheap, decisive checks (size, magic bytes, pixel limit, animation, a full
+decode that catches truncation) and stops the claim's clock; the heavy re-encode, thumbnail and
+perceptual hash run in the media queue. The upload itself waits in a quarantine area that is
+never served, and is deleted once the clean re-encode exists.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import current_app
+from sqlalchemy import select
+
+from app import idempotency
+from app.auth.models import User
+from app.beneficiaries.models import Beneficiary
+from app.beneficiaries.service import on_consent_withdrawn
+from app.claims import notices
+from app.claims.models import Claim, Proof
+from app.claims.service import get_claim_for, mark_delivered
+from app.errors import AppError
+from app.extensions import db
+from app.media import images
+from app.media.signing import signed_url
+from app.media.storage import get_storage
+from app.queue import enqueue_after_commit
+from app.txn import on_commit
+from app.types import new_id, utcnow
+from app.wishes.models import Wish
+
+log = logging.getLogger(__name__)
+
+_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
+_CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+
+def submit_proof(donor: User, claim_id: str, photo: bytes, note: str | None,
+                 record=None) -> Proof:
+    claim = get_claim_for(donor, claim_id)
+    if claim.donor_id != donor.id:
+        raise AppError("not_found", 404, "未找到该认领")
+    if claim.status == "expired":
+        raise AppError("claim_expired", 409, "认领已超时，不能再提交送达凭证")
+    images.ensure_upload_size(len(photo), current_app.config["MAX_UPLOAD_BYTES"])
+    fmt = images.sniff_format(photo[:16])
+    images.inspect(photo, current_app.config["MAX_IMAGE_PIXELS"])  # before any lock is held
+
+    claim = get_claim_for(donor, claim_id, lock=True)
+    db.session.execute(select(Wish.id).where(Wish.id == claim.wish_id).with_for_update())
+    db.session.refresh(claim.wish)
+    if claim.status == "expired":
+        raise AppError("claim_expired", 409, "认领已超时，不能再提交送达凭证")
+    mark_delivered(claim, donor.id)
+    proof_id = new_id("prf")
+    upload_key = f"quarantine/{proof_id}/upload{_EXTENSIONS[fmt]}"
+    proof = Proof(id=proof_id, claim_id=claim.id, wish_id=claim.wish_id, uploaded_by=donor.id,
+                  note=note, status="processing", upload_key=upload_key)
+    db.session.add(proof)
+    idempotency.attach(record, "proof", proof.id)
+    enqueue_after_commit(db.session, "media", "workers.jobs.process_proof", proof.id)
+    storage = get_storage()
+    storage.put(upload_key, photo, _CONTENT_TYPES[fmt])
+    try:
+        db.session.commit()
+    except Exception:
+        storage.delete(upload_key)
+        raise
+    log.info("proof %s uploaded for claim %s; claim delivered", proof.id, claim.id)
+    return proof
+
+
+def process_proof(proof_id: str) -> str:
+    """The media job: re-encode, thumbnail, hash, compare. Safe to run twice."""
+    proof = db.session.execute(select(Proof).where(Proof.id == proof_id)
+                               .with_for_update(skip_locked=True)).scalar_one_or_none()
+    if proof is None or proof.status != "processing":
+        db.session.rollback()
+        return proof.status if proof else "missing"
+    storage = get_storage()
+    try:
+        result = images.process(storage.get(proof.upload_key),
+                                max_pixels=current_app.config["MAX_IMAGE_PIXELS"])
+    except (AppError, FileNotFoundError) as exc:
+        log.warning("proof %s could not be processed: %s", proof.id, exc)
+        proof.status = "failed"
+        _delete_upload(proof, storage)
+        db.session.commit()
+        return proof.status
+    proof.image_key = f"proofs/{proof.id}/full.jpg"
+    proof.thumb_key = f"proofs/{proof.id}/thumb.jpg"
+    storage.put(proof.image_key, result.image, "image/jpeg")
+    storage.put(proof.thumb_key, result.thumbnail, "image/jpeg")
+    proof.width, proof.height = result.width, result.height
+    proof.dhash = images.signed64(result.dhash)
+    proof.similar_to = _look_alikes(proof, result.dhash)
+    proof.status = "ready"
+    proof.processed_at = utcnow()
+    _delete_upload(proof, storage)
+    notices.proof_submitted(db.session.get(Claim, proof.claim_id), proof.id, proof.similar_to)
+    db.session.commit()
+    if proof.similar_to:
+        log.warning("proof %s looks like earlier proofs %s", proof.id, proof.similar_to)
+    return proof.status
+
+
+def _look_alikes(proof: Proof, dhash: int) -> list[str]:
+    """Earlier proofs of *other* wishes whose photo looks like this one (a reused photo)."""
+    rows = db.session.execute(
+        select(Proof.id, Proof.dhash).where(Proof.status == "ready", Proof.dhash.is_not(None),
+                                            Proof.wish_id != proof.wish_id))
+    return [pid for pid, other in rows if images.looks_alike(dhash, images.unsigned64(other))]
+
+
+def _delete_upload(proof: Proof, storage) -> None:
+    """Forget the quarantined upload; the file goes once this is committed (a rerun of a job
+    that failed to commit still finds it)."""
+    if proof.upload_key:
+        key, proof.upload_key = proof.upload_key, None
+        on_commit(db.session, lambda: storage.delete(key))
+
+
+def requeue_stuck(older_than_seconds: int = 120) -> int:
+    """Sweeper: proofs whose media job was lost (Redis flushed) get a new doorbell."""
+    from datetime import timedelta
+
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    ids = list(db.session.execute(select(Proof.id).where(
+        Proof.status == "processing", Proof.created_at < cutoff)).scalars())
+    for proof_id in ids:
+        enqueue_after_commit(db.session, "media", "workers.jobs.process_proof", proof_id)
+    db.session.commit()
+    return len(ids)
+
+
+def proofs_of(user: User, claim_id: str) -> list[Proof]:
+    claim = get_claim_for(user, claim_id)
+    return list(db.session.execute(select(Proof).where(Proof.claim_id == claim.id)
+                                   .order_by(Proof.created_at)).scalars())
+
+
+def links(proof: Proof) -> dict:
+    ttl = current_app.config["MEDIA_URL_TTL_SECONDS"]
+    if proof.status != "ready":
+        return {"image_url": None, "thumb_url": None}
+    return {"image_url": signed_url(proof.image_key, ttl),
+            "thumb_url": signed_url(proof.thumb_key, ttl)}
+
+
+@on_consent_withdrawn
+def delete_photos_of(ben: Beneficiary) -> None:
+    """Consent withdrawn: every photo of the beneficiary's wishes goes, files and keys."""
+    storage = get_storage()
+    proofs = db.session.execute(
+        select(Proof).join(Wish, Wish.id == Proof.wish_id)
+        .where(Wish.beneficiary_id == ben.id, Proof.status != "deleted")).scalars()
+    keys: list[str] = []
+    for proof in proofs:
+        keys += [k for k in (proof.upload_key, proof.image_key, proof.thumb_key) if k]
+        proof.upload_key = proof.image_key = proof.thumb_key = None
+        proof.status = "deleted"
+    on_commit(db.session, lambda: [storage.delete(key) for key in keys])

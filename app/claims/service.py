@@ -1,0 +1,267 @@
+"""Claim use cases: claim, release, confirm, dispute, and the deadline that needs no one.
+
+The deadline lives in the database (`claims.due_at`). An RQ job is scheduled for it as a
+doorbell, and a periodic sweeper finds every due claim through a partial index with
+`FOR UPDATE SKIP LOCKED`, so claims expire on time even if Redis lost every job, and two
+sweepers never expire one claim twice.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from app import idempotency
+from app.auth.models import MODERATOR, User
+from app.auth.policy import in_scope
+from app.claims import notices
+from app.claims.lifecycle import move
+from app.claims.models import Claim, ClaimTransition
+from app.errors import AppError
+from app.extensions import db
+from app.pagination import Page, keyset_page
+from app.queue import schedule_after_commit
+from app.types import utcnow
+from app.wishes.lifecycle import transition as wish_transition
+from app.wishes.models import Wish
+
+log = logging.getLogger(__name__)
+
+# Other domains (the ledger) register what must happen in the same transaction as a confirmation.
+_CONFIRM_HOOKS: list = []
+
+
+def on_claim_confirmed(func):
+    _CONFIRM_HOOKS.append(func)
+    return func
+
+
+def _cfg(name: str):
+    return current_app.config[name]
+
+
+def _not_found() -> AppError:
+    return AppError("not_found", 404, "未找到该认领")
+
+
+def _check_donor_may_claim(donor: User, now: datetime) -> None:
+    active = db.session.execute(
+        select(func.count()).select_from(Claim)
+        .where(Claim.donor_id == donor.id, Claim.status == "active")).scalar_one()
+    if active >= _cfg("CLAIM_ACTIVE_LIMIT"):
+        raise AppError("claim_limit_reached", 409,
+                       f"您已有 {active} 个进行中的认领，请先完成后再认领新的心愿")
+    window_start = now - timedelta(seconds=_cfg("CLAIM_STRIKE_WINDOW_SECONDS"))
+    expiries = list(db.session.execute(
+        select(Claim.ended_at).where(Claim.donor_id == donor.id, Claim.status == "expired",
+                                     Claim.ended_at >= window_start)
+        .order_by(Claim.ended_at.desc())).scalars())
+    if len(expiries) >= _cfg("CLAIM_COOLDOWN_STRIKES"):
+        until = expiries[0] + timedelta(seconds=_cfg("CLAIM_COOLDOWN_SECONDS"))
+        if now < until:
+            retry = int((until - now).total_seconds()) + 1
+            raise AppError("donor_cooldown", 403,
+                           "您近期有多次认领超时未完成，暂时不能认领，请稍后再来",
+                           headers={"Retry-After": str(retry)},
+                           extra={"cooldown_until": until.isoformat().replace("+00:00", "Z")})
+
+
+def claim_wish(donor: User, wish_id: str, record=None) -> Claim:
+    """One donor claims one open wish. Of any number of simultaneous claims, one succeeds."""
+    now = utcnow()
+    # Serialize a donor's own claims (the active-claim limit) and then the wish itself.
+    db.session.execute(select(User.id).where(User.id == donor.id).with_for_update())
+    wish = db.session.execute(
+        select(Wish).where(Wish.id == wish_id).with_for_update(of=Wish)).scalar_one_or_none()
+    if wish is None or not wish.is_public:
+        raise AppError("not_found", 404, "未找到该心愿")
+    if wish.status in ("claimed", "delivered"):
+        raise AppError("wish_already_claimed", 409, "这个心愿刚刚已被其他爱心人士认领")
+    if wish.status != "open":
+        raise AppError("wish_not_open", 409, "这个心愿当前不可认领")
+    _check_donor_may_claim(donor, now)
+    due = now + timedelta(seconds=_cfg("CLAIM_SLA_SECONDS"))
+    claim = Claim(wish=wish, donor_id=donor.id, status="active", claimed_at=now, due_at=due)
+    db.session.add(claim)
+    wish_transition(wish, "claim", donor.id)
+    wish.due_at = due
+    try:
+        db.session.flush()
+    except IntegrityError:  # the partial unique index: another claim got there first
+        db.session.rollback()
+        raise AppError("wish_already_claimed", 409, "这个心愿刚刚已被其他爱心人士认领") from None
+    db.session.add(ClaimTransition(claim_id=claim.id, from_status=None, to_status="active",
+                                   action="claim", actor_id=donor.id, at=now))
+    idempotency.attach(record, "claim", claim.id)
+    notices.claimed(claim)
+    _schedule(claim)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise AppError("wish_already_claimed", 409, "这个心愿刚刚已被其他爱心人士认领") from None
+    log.info("wish %s claimed by %s (claim %s, due %s)", wish.id, donor.id, claim.id, due)
+    return claim
+
+
+def _schedule(claim: Claim) -> None:
+    """Doorbells for the claim's reminders and deadline (the sweeper is the safety net)."""
+    schedule_after_commit(db.session, claim.due_at, "default", "workers.jobs.expire_claim",
+                          claim.id)
+    for offset in _cfg("CLAIM_REMINDER_OFFSETS"):
+        at = claim.due_at - timedelta(seconds=offset)
+        if at > claim.claimed_at:
+            schedule_after_commit(db.session, at, "default", "workers.jobs.send_reminders")
+
+
+def get_claim_for(user: User, claim_id: str, *, lock: bool = False) -> Claim:
+    """Its donor, a caseworker in scope of its wish, or a moderator; everyone else gets 404."""
+    query = select(Claim).where(Claim.id == claim_id)
+    if lock:
+        query = query.with_for_update(of=Claim)
+    claim = db.session.execute(query).scalar_one_or_none()
+    if claim is None:
+        raise _not_found()
+    if claim.donor_id == user.id or user.role == MODERATOR or (
+            user.role == "caseworker" and in_scope(user, claim.wish.region_code)):
+        return claim
+    raise _not_found()
+
+
+def _lock_claim_and_wish(user: User, claim_id: str) -> Claim:
+    claim = get_claim_for(user, claim_id, lock=True)
+    db.session.execute(select(Wish.id).where(Wish.id == claim.wish_id).with_for_update())
+    db.session.refresh(claim.wish)
+    return claim
+
+
+def list_claims_of(donor: User, *, limit: int, cursor: str | None) -> Page:
+    query = select(Claim).where(Claim.donor_id == donor.id)
+    return keyset_page(query, (Claim.claimed_at, Claim.id), ("desc", "desc"), limit=limit,
+                       cursor=cursor, cursor_kind="my-claims")
+
+
+def release_claim(donor: User, claim_id: str) -> Claim:
+    claim = _lock_claim_and_wish(donor, claim_id)
+    if claim.donor_id != donor.id:
+        raise AppError("forbidden", 403, "只有认领人可以放弃认领")
+    move(claim, "release", donor.id)
+    db.session.commit()
+    log.info("claim %s released by its donor", claim.id)
+    return claim
+
+
+def _check_caseworker(user: User, claim: Claim) -> None:
+    if user.role != "caseworker" or not in_scope(user, claim.wish.region_code):
+        raise AppError("forbidden", 403, "只有负责该区划的协理员可以确认或提出异议")
+
+
+def confirm_claim(user: User, claim_id: str) -> Claim:
+    claim = _lock_claim_and_wish(user, claim_id)
+    _check_caseworker(user, claim)
+    move(claim, "confirm", user.id)
+    claim.confirmed_by = user.id
+    for hook in _CONFIRM_HOOKS:
+        hook(claim)
+    notices.fulfilled(claim)
+    db.session.commit()
+    log.info("claim %s confirmed by %s; wish %s fulfilled", claim.id, user.id, claim.wish_id)
+    return claim
+
+
+def dispute_claim(user: User, claim_id: str, reason: str) -> Claim:
+    claim = _lock_claim_and_wish(user, claim_id)
+    _check_caseworker(user, claim)
+    now = utcnow()
+    claim.due_at = now + timedelta(seconds=_cfg("DISPUTE_EXTENSION_SECONDS"))
+    claim.dispute_count += 1
+    claim.last_dispute_reason = reason
+    move(claim, "dispute", user.id, reason)
+    notices.disputed(claim, reason)
+    _schedule(claim)
+    db.session.commit()
+    log.info("claim %s disputed by %s; new due %s", claim.id, user.id, claim.due_at)
+    return claim
+
+
+def mark_delivered(claim: Claim, actor_id: str) -> None:
+    """The donor proved delivery: the clock stops. The caller holds the claim lock and commits."""
+    if claim.status == "active" and claim.due_at <= utcnow():
+        raise AppError("claim_expired", 409, "认领已超过截止时间，不能再提交送达凭证")
+    move(claim, "deliver", actor_id)
+
+
+# --- the deadline ------------------------------------------------------------------------------
+
+def _expire_locked(claim: Claim, now: datetime) -> bool:
+    if claim.status != "active" or claim.due_at > now:
+        return False
+    move(claim, "expire", None, "超过截止时间未送达")
+    notices.expired(claim)
+    return True
+
+
+def expire_claim(claim_id: str, now: datetime | None = None) -> bool:
+    """The per-claim job: expire it if it is still active and due. Safe to run any number of
+    times, by any number of workers."""
+    now = now or utcnow()
+    claim = db.session.execute(
+        select(Claim).where(Claim.id == claim_id, Claim.status == "active",
+                            Claim.due_at <= now)
+        .with_for_update(of=Claim, skip_locked=True)).scalar_one_or_none()
+    if claim is None:
+        db.session.rollback()
+        return False
+    db.session.execute(select(Wish.id).where(Wish.id == claim.wish_id).with_for_update())
+    expired = _expire_locked(claim, now)
+    db.session.commit()
+    if expired:
+        log.info("claim %s expired; wish %s open again", claim.id, claim.wish_id)
+    return expired
+
+
+def sweep_due_claims(now: datetime | None = None, batch_size: int = 200) -> int:
+    """Expire every due active claim, a batch per transaction. Returns how many expired."""
+    total = 0
+    while True:
+        now_ = now or utcnow()
+        claims = list(db.session.execute(
+            select(Claim).where(Claim.status == "active", Claim.due_at <= now_)
+            .order_by(Claim.due_at).limit(batch_size)
+            .with_for_update(of=Claim, skip_locked=True)).scalars())
+        if not claims:
+            db.session.rollback()
+            return total
+        db.session.execute(select(Wish.id).where(Wish.id.in_([c.wish_id for c in claims]))
+                           .order_by(Wish.id).with_for_update())
+        for claim in claims:
+            total += _expire_locked(claim, now_)
+        db.session.commit()
+        log.info("sweeper expired %d claims", len(claims))
+        if len(claims) < batch_size:
+            return total
+
+
+def send_due_reminders(now: datetime | None = None) -> int:
+    """Queue each reminder whose time has come, once (the outbox dedupes on claim, offset and
+    deadline, so a rerun or a second sweeper adds nothing)."""
+    now = now or utcnow()
+    offsets = sorted(_cfg("CLAIM_REMINDER_OFFSETS"), reverse=True)
+    if not offsets:
+        return 0
+    horizon = now + timedelta(seconds=offsets[0])
+    claims = db.session.execute(
+        select(Claim).where(Claim.status == "active", Claim.due_at > now,
+                            Claim.due_at <= horizon)).scalars()
+    queued = 0
+    for claim in claims:
+        # Only the latest reminder whose time has come: after an outage the donor gets one
+        # message, not a burst of stale ones.
+        due = [o for o in offsets if claim.claimed_at < claim.due_at - timedelta(seconds=o) <= now]
+        if due:
+            queued += notices.reminder(claim, min(due))
+    db.session.commit()
+    return queued

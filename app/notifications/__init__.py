@@ -1,0 +1,1 @@
+"""Notifications: a transactional outbox for WeChat subscribe messages, an inbox for staff."""

@@ -1,0 +1,1 @@
+"""Notifications: the WeChat client, the outbox relay, subscribe credits and the staff inbox."""
