@@ -3,8 +3,8 @@
 `seed()` (`flask --app wsgi demo seed`) makes staff accounts bound to real division codes, records
 beneficiaries at every urgency level and in all eight assessment categories (one of them a child
 under 14, with a guardian's consent), and takes wishes through the lifecycle to every state that
-exists so far: draft, pending_review, open, rejected and withdrawn. The states claimed, delivered
-and fulfilled need a donor's claim; they are added here when claims exist.
+exists: draft, pending_review, open, rejected, withdrawn, and — through demo donors' claims, a
+generated delivery photo and a caseworker's confirmation — claimed, delivered and fulfilled.
 
 Everything goes through the service functions, exactly as the API would, so consents, transition
 audit rows and encrypted identity fields are all real. Every person below is fictional.
@@ -104,7 +104,15 @@ WISHES = [
      "想要一部手机。"),
     ("chen", "换一副老花镜", "goods", "验光配老花镜", 20000, "withdrawn",
      "阿伯的老花镜坏了，看不清药盒上的字。"),
+    ("huang", "一台收音机", "goods", "便携收音机", 15000, "claimed",
+     "黄奶奶眼睛不好，平时最爱听闽南语广播，旧收音机坏了，希望有一台新的。"),
+    ("liu", "一盏护眼台灯", "goods", "LED护眼台灯", 12000, "delivered",
+     "刘大姐晚上做缝补活计，屋里灯光昏暗，希望有一盏明亮的台灯。"),
+    ("wang", "一双新球鞋", "goods", "儿童运动鞋（33码）", 16000, "fulfilled",
+     "小雨喜欢跑步，学校运动会要到了，旧鞋已经开胶。"),
 ]
+# Demo donors who claim the claimed/delivered/fulfilled wishes above.
+DONORS = {"claimed": "爱心人士陈先生", "delivered": "爱心企业泉港石化", "fulfilled": "爱心人士林女士"}
 
 REJECT_REASON = "故事太简短：请补充老人的生活情况，以及手机将如何帮助她与家人和社工联系。"
 WITHDRAW_REASON = "已由村里的爱心商户帮忙配好眼镜，心愿撤回。"
@@ -136,14 +144,52 @@ def seed() -> list[str]:
         moderator = moderators[i % 2]
         if state != "draft":
             wishes.submit_wish(author, wish.id)
-        if state in ("open", "withdrawn"):
+        if state in ("open", "withdrawn", "claimed", "delivered", "fulfilled"):
             wishes.approve_wish(moderator, wish.id)
+        if state in DONORS:
+            _claim_through(state, wish.id, author)
         if state == "rejected":
             wishes.reject_wish(moderator, wish.id, REJECT_REASON)
         if state == "withdrawn":
             wishes.withdraw_wish(author, wish.id, WITHDRAW_REASON)
         states[db.session.get(Wish, wish.id).status] += 1
     return _summary(staff, people, states)
+
+
+def _claim_through(state: str, wish_id: str, caseworker: User) -> None:
+    """A demo donor claims the wish; for delivered/fulfilled, proves it with a generated photo
+    (processed at once, as the media worker would) and, for fulfilled, the caseworker confirms."""
+    from app.auth.service import login_wechat
+    from app.claims import proofs
+    from app.claims.service import claim_wish, confirm_claim
+
+    name = DONORS[state]
+    if current_app.config["DEV_LOGIN_ENABLED"]:
+        donor = db.session.get(User, login_wechat(f"dev:{name}")["user"].id)
+    else:  # a real WeChat app is configured: make the account the way first login would
+        donor = User(role="donor", wechat_openid=f"demo-{state}", display_name=name,
+                     active=True, token_version=1)
+        db.session.add(donor)
+        db.session.commit()
+    claim = claim_wish(donor, wish_id)
+    if state == "claimed":
+        return
+    proof = proofs.submit_proof(donor, claim.id, _demo_photo(), "已送到受助人家中")
+    proofs.process_proof(proof.id)
+    if state == "fulfilled":
+        confirm_claim(caseworker, claim.id)
+
+
+def _demo_photo() -> bytes:
+    from io import BytesIO
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (800, 600), (235, 228, 215))
+    ImageDraw.Draw(image).rectangle((200, 150, 600, 450), fill=(180, 60, 50))
+    out = BytesIO()
+    image.save(out, "JPEG", quality=85)
+    return out.getvalue()
 
 
 def _beneficiary(staff, caseworker, region, alias, name, born, serial, categories, level,

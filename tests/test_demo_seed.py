@@ -9,7 +9,8 @@ import pytest
 
 from app.demo import DEMO_PASSWORD
 
-SEEDED_STATES = ("draft", "pending_review", "open", "rejected", "withdrawn")
+SEEDED_STATES = ("draft", "pending_review", "open", "rejected", "withdrawn", "claimed",
+                 "delivered", "fulfilled")
 
 
 def _seed_via_cli(app):
@@ -54,6 +55,12 @@ def test_seeded_wishes_cover_every_state_and_the_feed_shows_only_open_ones(app, 
     for state in ("draft", "pending_review", "rejected", "withdrawn"):
         for wish in by_state[state]:
             assert client.get(f"/api/v1/wishes/{wish['id']}").status_code == 404
+
+    # Claimed, delivered and fulfilled wishes are published (their cards are public), not in the feed.
+    for state in ("claimed", "delivered", "fulfilled"):
+        card = client.get(f"/api/v1/wishes/{by_state[state][0]['id']}").get_json()
+        assert card["status"] == state
+    assert client.get(f"/api/v1/wishes/{by_state['claimed'][0]['id']}").get_json()["due_at"]
 
     # The feed's cards are public cards: cut to the town, no identity.
     card = client.get(f"/api/v1/wishes/{feed[0]['id']}").get_json()

@@ -46,3 +46,13 @@ def relay_outbox() -> dict:
     from app.notifications.relay import relay_outbox as relay
 
     return relay()
+
+
+def purge_idempotency_keys() -> int:
+    """Periodic: forget idempotency records past their retention (at least 24 h, see app.idempotency)."""
+    from app.idempotency import purge_expired
+
+    removed = purge_expired()
+    if removed:
+        log.info("purged %d expired idempotency records", removed)
+    return removed
