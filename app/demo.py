@@ -235,7 +235,6 @@ def _summary(staff, people, states: Counter) -> list[str]:
               + f"); categories: {', '.join(categories)}",
               "Wishes by state: " + ", ".join(
                   f"{state} {states[state]}" for state in STATUSES if states[state]),
-              "States claimed, delivered and fulfilled arrive with donor claims.",
               "",
               "Donors log in without WeChat in development: "
               'POST /api/v1/auth/wechat {"code": "dev:alice"}']
