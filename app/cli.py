@@ -11,6 +11,7 @@ from app.errors import AppError
 
 staff_cli = AppGroup("staff", help="Manage staff accounts.")
 demo_cli = AppGroup("demo", help="Demo data for trying the service.")
+ledger_cli = AppGroup("ledger", help="The public ledger's signing key.")
 
 
 def _fail(exc: AppError) -> None:
@@ -72,6 +73,27 @@ def seed_command():
         click.echo(line)
 
 
+@ledger_cli.command("keygen")
+@click.option("--name", required=True, help="The log's key name, e.g. weixinyuan.example/ledger.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the private key file (mode 0600; never overwritten).")
+def ledger_keygen_command(name, out_path):
+    """Write a new Ed25519 signing key for the ledger's checkpoints; print its verifier key."""
+    from app.ledger.keys import keygen
+
+    try:
+        vkey = keygen(name, out_path)
+    except FileExistsError:
+        click.echo(f"error: {out_path} exists; a ledger key is never overwritten", err=True)
+        sys.exit(1)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"wrote {out_path}; set LEDGER_KEY_FILE={out_path}")
+    click.echo(f"verifier key (publish it): {vkey}")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(staff_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(ledger_cli)

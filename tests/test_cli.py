@@ -81,3 +81,25 @@ def test_staff_disable_of_an_unknown_username_fails(app):
     result = _cli(app, "staff", "disable", "nobody.here")
     assert result.exit_code == 1
     assert "no staff account nobody.here" in result.output
+
+
+def test_ledger_keygen_writes_a_private_key_file_once_and_prints_the_vkey(app, tmp_path):
+    import os
+    import stat
+
+    from app.ledger.keys import load_signer
+    from app.ledger.note import parse_verifier_key
+
+    out = tmp_path / "ledger.key"
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["ledger", "keygen", "--name", "weixinyuan.test/ledger",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    vkey = result.output.strip().rsplit(" ", 1)[-1]
+    assert vkey.startswith("weixinyuan.test/ledger+")
+    parse_verifier_key(vkey)
+    name, _ = load_signer(str(out))
+    assert name == "weixinyuan.test/ledger"
+    again = runner.invoke(args=["ledger", "keygen", "--name", "x", "--out", str(out)])
+    assert again.exit_code == 1 and "never overwritten" in again.output
