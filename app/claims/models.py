@@ -7,7 +7,7 @@ from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Int
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.types import ID_LENGTH, UTCDateTime, new_id, utcnow
+from app.types import ID_LENGTH, TransitionAudit, UTCDateTime, new_id, utcnow
 from app.wishes.models import Wish
 
 CLAIM_STATUSES = ("active", "released", "expired", "delivered", "confirmed")
@@ -44,17 +44,11 @@ class Claim(db.Model):
     wish: Mapped[Wish] = relationship(lazy="joined", innerjoin=True)
 
 
-class ClaimTransition(db.Model):
+class ClaimTransition(TransitionAudit, db.Model):
     __tablename__ = "claim_transitions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), index=True)
-    from_status: Mapped[str | None] = mapped_column(String(16))
-    to_status: Mapped[str] = mapped_column(String(16))
-    action: Mapped[str] = mapped_column(String(24))
-    actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
-    reason: Mapped[str | None] = mapped_column(String(500))
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Proof(db.Model):

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.beneficiaries.models import Beneficiary, categories_of
 from app.extensions import db
-from app.types import ID_LENGTH, UTCDateTime, new_id, utcnow
+from app.types import ID_LENGTH, TransitionAudit, UTCDateTime, new_id, utcnow
 
 KINDS = ("goods", "service", "education")
 STATUSES = ("draft", "pending_review", "open", "rejected", "claimed", "delivered", "fulfilled",
@@ -82,16 +82,10 @@ class Wish(db.Model):
         return self.status in PUBLISHED and not self.hidden
 
 
-class WishTransition(db.Model):
+class WishTransition(TransitionAudit, db.Model):
     """Audit row: who moved which wish from what to what, when and why."""
 
     __tablename__ = "wish_transitions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     wish_id: Mapped[str] = mapped_column(ForeignKey("wishes.id"), index=True)
-    from_status: Mapped[str | None] = mapped_column(String(16))
-    to_status: Mapped[str] = mapped_column(String(16))
-    action: Mapped[str] = mapped_column(String(24))
-    actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
-    reason: Mapped[str | None] = mapped_column(String(500))
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

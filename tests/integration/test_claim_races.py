@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import random
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -14,26 +13,10 @@ from sqlalchemy import func, select, update
 
 from app.claims.models import Claim, Proof
 from app.extensions import db
+from tests.concurrency import run_together
 from tests.media.conftest import encode, scene
 
 pytestmark = pytest.mark.usefixtures("needs_postgres")
-
-
-def _post_all_at_once(calls):
-    """Run each call in its own thread, released together; return their results."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-
-    def run(i, call):
-        barrier.wait()
-        results[i] = call()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
 
 
 def test_fifty_donors_claim_one_wish_at_once_twenty_times_exactly_one_wins(
@@ -50,7 +33,7 @@ def test_fifty_donors_claim_one_wish_at_once_twenty_times_exactly_one_wins(
                 **d.headers, "Idempotency-Key": str(uuid.uuid4())}))
             for s, d in zip(sessions, donors)
         ]
-        statuses = [r.status_code for r in _post_all_at_once(calls)]
+        statuses = [r.status_code for r in run_together(calls)]
         assert statuses.count(201) == 1, (round_, sorted(statuses))
         assert set(statuses) == {201, 409}, sorted(statuses)
         with app.app_context():
@@ -100,7 +83,7 @@ def test_proof_upload_racing_the_deadline_has_exactly_one_outcome(app, actors, p
                 finally:
                     db.session.remove()
 
-        upload_res, _ = _post_all_at_once([upload, sweep])
+        upload_res, _ = run_together([upload, sweep])
         with app.app_context():
             sweep_due_claims()  # whatever the race left due is now expired
             claim = db.session.get(Claim, claim_id)

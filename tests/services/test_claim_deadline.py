@@ -1,7 +1,6 @@
 """The deadline lives in the database: the sweeper and the per-claim job, run once or many times."""
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -11,6 +10,7 @@ from sqlalchemy import func, select
 from app.claims.models import Claim, ClaimTransition
 from app.extensions import db
 from app.notifications.models import InboxNotification, OutboxMessage
+from tests.concurrency import run_together
 
 
 @pytest.fixture
@@ -71,20 +71,14 @@ def test_expire_job_before_the_deadline_does_nothing(app, claimed):
 def test_two_sweepers_at_once_expire_each_claim_once(app, claimed, needs_postgres):
     from app.claims.service import sweep_due_claims
 
-    results, barrier = [], threading.Barrier(2)
-
     def run():
         with app.app_context():
-            barrier.wait()
-            results.append(sweep_due_claims(now=_later(3), batch_size=1))
-            db.session.remove()
+            try:
+                return sweep_due_claims(now=_later(3), batch_size=1)
+            finally:
+                db.session.remove()
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert sum(results) == 3
+    assert sum(run_together([run, run])) == 3
     with app.app_context():
         assert _count(ClaimTransition, ClaimTransition.action == "expire") == 3
         assert _count(OutboxMessage, OutboxMessage.topic == "claim_expired") == 3
@@ -114,18 +108,14 @@ def test_two_reminder_runs_at_once_queue_each_reminder_once(app, claimed, needs_
     with app.app_context():
         due = db.session.get(Claim, claimed[0]).due_at
     moment = due - timedelta(hours=1)
-    barrier = threading.Barrier(2)
 
     def run():
         with app.app_context():
-            barrier.wait()
-            send_due_reminders(now=moment)
-            db.session.remove()
+            try:
+                return send_due_reminders(now=moment)
+            finally:
+                db.session.remove()
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    run_together([run, run])
     with app.app_context():
         assert _count(OutboxMessage, OutboxMessage.topic == "claim_reminder") == 3
