@@ -12,6 +12,16 @@ from app.errors import AppError
 staff_cli = AppGroup("staff", help="Manage staff accounts.")
 demo_cli = AppGroup("demo", help="Demo data for trying the service.")
 ledger_cli = AppGroup("ledger", help="The public ledger's signing key.")
+pii_cli = AppGroup("pii", help="Personal data at rest.")
+
+
+@pii_cli.command("reencrypt")
+def pii_reencrypt_command():
+    """After rotating DATA_ENCRYPTION_KEY (old key moved to DATA_ENCRYPTION_OLD_KEYS): rewrite
+    every identity field under the current key. Safe to rerun; then drop the old key."""
+    from app.beneficiaries.service import reencrypt_identities
+
+    click.echo(f"re-encrypted {reencrypt_identities()} identity fields under the current key")
 
 
 def _fail(exc: AppError) -> None:
@@ -97,3 +107,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(staff_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(ledger_cli)
+    app.cli.add_command(pii_cli)

@@ -2,7 +2,8 @@
 
 Ciphertext layout: b"\x01" | key id (4 bytes) | nonce (12 bytes) | ciphertext+tag. The key id is
 the first 4 bytes of SHA-256 of the key, so rows written under an old key stay readable while
-DATA_ENCRYPTION_OLD_KEYS lists it, and `reencrypt` moves them to the current key. The associated
+DATA_ENCRYPTION_OLD_KEYS lists it, and `flask --app wsgi pii reencrypt`
+(app.beneficiaries.service.reencrypt_identities) moves them to the current key. The associated
 data binds a ciphertext to its table, column and row, so one row's value cannot be pasted into
 another's.
 """

@@ -67,6 +67,27 @@ def test_rows_written_under_old_key_stay_readable_after_rotation(make_app):
     assert _stored(app_b, newer["id"])[1:5] == pii.key_id(b"B" * 32)
 
 
+def test_reencrypt_moves_every_old_row_to_the_current_key_so_the_old_key_can_go(make_app):
+    from app import pii
+
+    app_a = make_app(KEY_A)
+    people = Actors(app_a, app_a.test_client())
+    caseworker = people.caseworker()
+    ben = people.beneficiary(caseworker)
+
+    app_b = make_app(KEY_B, old_keys=[KEY_A])
+    result = app_b.test_cli_runner().invoke(args=["pii", "reencrypt"])
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted 4 identity fields" in result.output
+    again = app_b.test_cli_runner().invoke(args=["pii", "reencrypt"])
+    assert "re-encrypted 0 identity fields" in again.output
+    with app_b.app_context():
+        assert pii.is_current_key(_stored(app_b, ben["id"]))
+    # The old key is no longer needed.
+    app_b_only = make_app(KEY_B)
+    assert _identity(app_b_only, ben["id"])["real_name"] == SECRET_NAME
+
+
 def test_row_under_a_key_no_longer_configured_does_not_decrypt(make_app):
     app_a = make_app(KEY_A)
     caseworker = Actors(app_a, app_a.test_client()).caseworker()
