@@ -15,14 +15,20 @@ log = logging.getLogger(__name__)
 _KEY = "after_commit_callbacks"
 
 
-def on_commit(session: Session, callback: Callable[[], None]) -> None:
-    session.info.setdefault(_KEY, []).append(callback)
+def on_commit(session: Session, callback: Callable[[], None], key: str | None = None) -> None:
+    """Run `callback` after the transaction commits. With a `key`, only the first callback
+    registered under that key in this transaction runs (one doorbell for many rows)."""
+    callbacks = session.info.setdefault(_KEY, [])
+    if key is not None:
+        if any(k == key for k, _ in callbacks):
+            return
+    callbacks.append((key, callback))
 
 
 @event.listens_for(Session, "after_commit")
 def _run_callbacks(session: Session) -> None:
     callbacks = session.info.pop(_KEY, [])
-    for callback in callbacks:
+    for _, callback in callbacks:
         try:
             callback()
         except Exception:  # a doorbell that fails must not turn a committed write into a 500

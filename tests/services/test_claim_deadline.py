@@ -119,3 +119,15 @@ def test_two_reminder_runs_at_once_queue_each_reminder_once(app, claimed, needs_
     run_together([run, run])
     with app.app_context():
         assert _count(OutboxMessage, OutboxMessage.topic == "claim_reminder") == 3
+
+
+def test_a_sweep_rings_the_outbox_relay_once_not_once_per_message(app, claimed):
+    from app.claims.service import sweep_due_claims
+    from app.queue import get_queue
+
+    with app.app_context():
+        queue = get_queue("notifications")
+        before = queue.count
+        assert sweep_due_claims(now=_later(3)) == 3
+        assert _count(OutboxMessage, OutboxMessage.topic == "claim_expired") == 3
+        assert queue.count - before == 1
