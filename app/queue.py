@@ -22,7 +22,7 @@ from app.redis_conn import get_redis
 from app.txn import on_commit
 
 # Purpose-named queues; a worker listens on all of them, in this order of priority.
-QUEUES: tuple[str, ...] = ("default", "notifications", "media", "ledger")
+QUEUES: tuple[str, ...] = ("default", "notifications", "media", "ledger", "maintenance")
 
 SERIALIZER = JSONSerializer
 

@@ -44,8 +44,10 @@ class Periodic:
 # Periodic jobs, as data.
 PERIODIC: list[Periodic] = [
     # The deadline's safety net: expires due claims, queues due reminders, requeues lost proofs.
-    Periodic("claims-sweep", "workers.jobs.sweep", every="SLA_CHECK_SECONDS"),
-    Periodic("idempotency-purge", "workers.jobs.purge_idempotency_keys", every=3600),
+    Periodic("claims-sweep", "workers.jobs.sweep", every="SLA_CHECK_SECONDS",
+             queue="maintenance"),
+    Periodic("idempotency-purge", "workers.jobs.purge_idempotency_keys", every=3600,
+             queue="maintenance"),
     # The outbox relay's safety net: messages whose doorbell was lost, and retries coming due.
     Periodic("notify-relay", "workers.jobs.relay_outbox", every="NOTIFY_RELAY_SECONDS",
              queue="notifications"),
