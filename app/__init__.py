@@ -101,6 +101,7 @@ def _import_models() -> None:
     from app.wishes import models as _wishes  # noqa: F401
     from app.claims import models as _claims  # noqa: F401
     from app.notifications import models as _notifications  # noqa: F401
+    from app.ledger import models as _ledger  # noqa: F401
     from app import idempotency as _idempotency  # noqa: F401
 
 

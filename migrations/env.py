@@ -36,6 +36,14 @@ config.set_main_option('sqlalchemy.url', get_engine_url())
 target_db = current_app.extensions['migrate'].db
 
 
+# Tables that migrations own and no model describes (autogenerate must not propose dropping them).
+MIGRATION_ONLY_TABLES = {"ledger_maintenance"}
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    return not (type_ == "table" and name in MIGRATION_ONLY_TABLES)
+
+
 def render_item(type_, obj, autogen_context):
     """Render our column types as plain SQLAlchemy ones: migrations must not import app code."""
     if type_ == "type" and obj.__class__.__name__ == "UTCDateTime":
@@ -104,6 +112,7 @@ def run_migrations_online():
             connection=connection,
             target_metadata=get_metadata(),
             render_item=render_item,
+            include_object=include_object,
             **conf_args
         )
 

@@ -42,6 +42,10 @@ def _pg_server_url() -> str | None:
 
 @pytest.fixture(scope="session")
 def database_url():
+    if os.environ.get("TEST_DATABASE_URL", "").startswith("sqlite"):
+        print("\nTEST_DATABASE_URL is SQLite: PostgreSQL-only tests will skip.")
+        yield os.environ["TEST_DATABASE_URL"]
+        return
     server = _pg_server_url()
     if server is None:
         print("\nPostgreSQL not reachable: running on SQLite; PostgreSQL-only tests will skip.")
@@ -143,8 +147,12 @@ def _empty(application) -> None:
                 conn.execute(sa.text(
                     f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
             else:
+                # The ledger's SQLite triggers refuse DELETE unless this maintenance row exists
+                # (migration 0005); PostgreSQL's TRUNCATE does not fire row triggers.
+                conn.execute(sa.text("INSERT INTO ledger_maintenance VALUES (1)"))
                 for table in tables:
                     conn.execute(sa.text(f"DELETE FROM {table}"))
+                conn.execute(sa.text("DELETE FROM ledger_maintenance"))
         get_redis().flushdb()
     feed_cache.clear()
 

@@ -111,6 +111,14 @@ MATRIX = [
     Row("GET", f"{P}/claims/<claim_id>/proofs",           "U A A N A F", target="claim"),
     # A signed link is the credential: anyone holding one may fetch until it expires.
     Row("GET", f"{P}/media/<path:key>",                   "A A A A A A", target="media"),
+    # The open ledger is public by design: anyone may read and verify it.
+    Row("GET", f"{P}/ledger/checkpoint",                  "A A A A A A"),
+    Row("GET", f"{P}/ledger/key",                         "A A A A A A"),
+    Row("GET", f"{P}/ledger/entries",                     "A A A A A A"),
+    Row("GET", f"{P}/ledger/entries/<int:index>",         "A A A A A A", target="ledger_entry"),
+    # Without their query parameters the proofs are refused for everyone alike (never 401/403).
+    Row("GET", f"{P}/ledger/proof/inclusion",             "V V V V V V"),
+    Row("GET", f"{P}/ledger/proof/consistency",           "V V V V V V"),
     Row("GET", f"{P}/me/notifications",                   "U F A A A A"),
     # The target is a notification in cw_in's inbox: anyone else's reads as missing.
     Row("POST", f"{P}/me/notifications/<notification_id>/read", "U F A N N N", target="note"),
@@ -156,6 +164,8 @@ class World:
             return self._note()
         if target == "ben":
             return self.actors.beneficiary(self.cw_in)["id"]
+        if target == "ledger_entry":
+            return self._ledger_entry()
         if target in ("claim", "other_claim", "delivered", "media"):
             return self._claim_target(target)
         build: dict[str, Callable[[], dict]] = {
@@ -196,6 +206,21 @@ class World:
             process_proof(res.get_json()["id"])
             url = links(db.session.get(Proof, res.get_json()["id"]))["image_url"]
         return url[len("/api/v1/media/"):]
+
+    def _ledger_entry(self) -> str:
+        import secrets
+        from datetime import datetime, timezone
+
+        from app.extensions import db
+        from app.ledger import entries, log
+
+        fields = dict(wish_id=None, alias=None, item="书包", value_fen=100,
+                      at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+        with self.app.app_context():
+            index = log.append("in_kind_fulfilment", entries.entry("in_kind_fulfilment", **fields),
+                               "matrix", secrets.token_hex(8))
+            db.session.commit()
+        return str(index)
 
     def _note(self) -> str:
         import secrets

@@ -1,0 +1,63 @@
+"""What goes into the ledger: the contract's entry as canonical JSON, and the hooks that append it.
+
+An entry never names a beneficiary (only the wish's public alias), an openid, a phone or an
+address; the donor is `爱心人士` unless a donor chose to be named (no such choice exists yet).
+Importing this module registers the claim-confirmation hook, so a confirmed claim and its entry
+commit in one transaction, exactly once.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from app.claims.service import on_claim_confirmed
+from app.types import isoformat, utcnow
+
+KINDS = ("in_kind_fulfilment", "money_donation", "disbursement", "reversal")
+ANONYMOUS_DONOR = "爱心人士"
+
+
+def canonical(entry: dict) -> bytes:
+    """Sorted keys, no spaces, UTF-8 without escapes: the exact bytes that are hashed."""
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def _at(value: datetime) -> str:
+    """RFC 3339 UTC to the second: what the public sees needs no microseconds."""
+    return isoformat(value.replace(microsecond=0))
+
+
+def donor_display(name: str | None = None, named: bool = False) -> str:
+    """`陈*` when a donor chose to be shown (first character only), else `爱心人士`."""
+    if named and name:
+        return name[0] + "*"
+    return ANONYMOUS_DONOR
+
+
+def entry(kind: str, *, wish_id: str | None, alias: str | None, item: str | None,
+          value_fen: int, at: datetime, donor: str = ANONYMOUS_DONOR, **extra) -> dict:
+    if kind not in KINDS:
+        raise ValueError(f"unknown ledger entry kind {kind!r}")
+    return {"kind": kind, "wish_id": wish_id, "alias": alias, "item": item,
+            "value_fen": value_fen, "at": _at(at), "donor": donor, **extra}
+
+
+def reversal(of_index: int, of_leaf_hash: bytes, *, wish_id: str | None, alias: str | None,
+             item: str | None, value_fen: int, at: datetime) -> dict:
+    return entry("reversal", wish_id=wish_id, alias=alias, item=item, value_fen=value_fen, at=at,
+                 reverses_index=of_index, reverses_leaf_hash=of_leaf_hash.hex())
+
+
+def fulfilment(claim) -> dict:
+    wish = claim.wish
+    return entry("in_kind_fulfilment", wish_id=wish.id, alias=wish.beneficiary.alias,
+                 item=wish.item or wish.title, value_fen=wish.estimated_value_fen,
+                 at=claim.ended_at or utcnow())
+
+
+@on_claim_confirmed
+def _claim_confirmed(claim) -> None:
+    from app.ledger import log  # log imports this module for `canonical`
+
+    log.append("in_kind_fulfilment", fulfilment(claim), "claim", claim.id)

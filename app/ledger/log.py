@@ -1,0 +1,175 @@
+"""The ledger on the database: append entries, read O(log n) proofs, sign consistent checkpoints.
+
+Node storage: ledger_nodes holds node(level, index) for every complete perfect subtree, level 0
+(the leaf hashes) included, so any root or proof is one indexed query over O(log n) rows.
+Writers are serialized (a transaction-scoped advisory lock on PostgreSQL; SQLite allows one writer
+anyway), so indices are dense and each node is written exactly once, when its last leaf arrives.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import current_app
+from sqlalchemy import and_, func, or_, select, text
+
+from app.errors import AppError
+from app.extensions import db
+from app.ledger import keys, merkle, note
+from app.ledger.entries import canonical
+from app.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerNode
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = 0x5EDCE7  # the advisory lock all ledger writers share
+DEV_KEY_NAME = "weixinyuan.localhost/ledger"
+
+
+def _lock() -> None:
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+
+
+def size() -> int:
+    """The number of entries (indices are dense from 0)."""
+    last = db.session.execute(select(func.max(LedgerEntry.index))).scalar_one()
+    return 0 if last is None else last + 1
+
+
+def _nodes(addresses) -> dict[tuple[int, int], bytes]:
+    """Fetch the named nodes in one query."""
+    wanted = set(addresses)
+    if not wanted:
+        return {}
+    rows = db.session.execute(select(LedgerNode.level, LedgerNode.index, LedgerNode.hash).where(
+        or_(*(and_(LedgerNode.level == lv, LedgerNode.index == i) for lv, i in wanted))))
+    found = {(lv, i): bytes(h) for lv, i, h in rows}
+    if len(found) != len(wanted):
+        missing = sorted(wanted - set(found))
+        raise RuntimeError(f"ledger nodes missing from the store: {missing[:5]}")
+    return found
+
+
+def _reader(addresses):
+    found = _nodes(addresses)
+    return lambda level, index: found[(level, index)]
+
+
+def _plan_nodes(plan) -> list[tuple[int, int]]:
+    return [address for element in plan for address in element]
+
+
+def append(kind: str, entry: dict, source_type: str, source_id: str) -> int:
+    """Add one entry inside the caller's transaction; the same (source_type, source_id) again
+    returns the index it already has. Returns the entry's index."""
+    _lock()
+    existing = db.session.execute(select(LedgerEntry.index).where(
+        LedgerEntry.source_type == source_type, LedgerEntry.source_id == source_id)).scalar()
+    if existing is not None:
+        return existing
+    index = size()
+    leaf = canonical(entry)
+    leaf_hash = merkle.leaf_hash(leaf)
+    completed = merkle.completed_by(index)
+    # Each completed node's left child is an older stored node; its right child is the one just
+    # made below it (the new leaf at the bottom).
+    lefts = _nodes((level - 1, 2 * i) for level, i in completed)
+    new_nodes = [LedgerNode(level=0, index=index, hash=leaf_hash)]
+    right = leaf_hash
+    for level, i in completed:
+        right = merkle.node_hash(lefts[(level - 1, 2 * i)], right)
+        new_nodes.append(LedgerNode(level=level, index=i, hash=right))
+    db.session.add(LedgerEntry(index=index, leaf=leaf, leaf_hash=leaf_hash, kind=kind,
+                               source_type=source_type, source_id=source_id))
+    db.session.add_all(new_nodes)
+    db.session.flush()
+    return index
+
+
+def root(tree_size: int) -> bytes:
+    plan = merkle.root_plan(tree_size)
+    return merkle.root_from_nodes(tree_size, _reader(plan))
+
+
+def _invalid(detail: str) -> AppError:
+    return AppError("validation_error", 422, detail)
+
+
+def inclusion(index: int, tree_size: int) -> list[bytes]:
+    current = size()
+    if tree_size > current:
+        raise _invalid(f"tree_size 超出账本当前大小（{current}）")
+    if not 0 <= index < tree_size:
+        raise _invalid("index 必须小于 tree_size 且不小于 0")
+    plan = merkle.inclusion_plan(index, tree_size)
+    return merkle.assemble(plan, _reader(_plan_nodes(plan)))
+
+
+def consistency(first: int, second: int) -> list[bytes]:
+    current = size()
+    if second > current:
+        raise _invalid(f"second 超出账本当前大小（{current}）")
+    if first <= 0:
+        raise _invalid("first 必须大于 0：空树的一致性证明没有意义")
+    if first > second:
+        raise _invalid("first 不能大于 second")
+    plan = merkle.consistency_plan(first, second)
+    return merkle.assemble(plan, _reader(_plan_nodes(plan)))
+
+
+def entries(start: int, limit: int) -> list[LedgerEntry]:
+    return list(db.session.execute(select(LedgerEntry).where(
+        LedgerEntry.index >= start, LedgerEntry.index < start + limit)
+        .order_by(LedgerEntry.index)).scalars())
+
+
+def signer():
+    """(name, private key) from LEDGER_KEY_FILE; in development without one, a key generated
+    into the instance folder on first use and reused after."""
+    cached = current_app.extensions.get("ledger_signer")
+    if cached:
+        return cached
+    path = current_app.config.get("LEDGER_KEY_FILE")
+    if not path:
+        if current_app.config.get("APP_ENV") == "production":
+            raise RuntimeError("LEDGER_KEY_FILE must be set in production")
+        path = os.path.join(current_app.instance_path, "ledger.key")
+        try:
+            keys.keygen(DEV_KEY_NAME, path)
+            log.warning("generated a development ledger key at %s", path)
+        except FileExistsError:
+            pass
+    loaded = current_app.extensions["ledger_signer"] = keys.load_signer(path)
+    return loaded
+
+
+def verifier_key() -> tuple[str, str]:
+    """(origin, vkey): the origin line of every checkpoint is the key's name."""
+    name, private_key = signer()
+    return name, note.verifier_key(name, private_key.public_key())
+
+
+def checkpoint() -> str:
+    """The signed checkpoint of the current tree, signing (and committing) a new one if the log
+    grew since the last. A new one is signed only after proving it extends the previous one."""
+    _lock()
+    latest = db.session.execute(select(LedgerCheckpoint)
+                                .order_by(LedgerCheckpoint.size.desc()).limit(1)).scalar()
+    tree_size = size()
+    if latest is not None and latest.size == tree_size:
+        db.session.rollback()  # release the lock
+        return latest.note
+    new_root = root(tree_size)
+    if latest is not None:
+        if latest.size > tree_size:
+            raise RuntimeError(f"ledger shrank from {latest.size} to {tree_size} entries")
+        if latest.size > 0:
+            # Never sign a tree that does not extend the one already published.
+            merkle.check_consistency(latest.size, tree_size, bytes(latest.root_hash), new_root,
+                                     consistency(latest.size, tree_size))
+    name, private_key = signer()
+    text_ = note.sign_note(note.checkpoint_body(name, tree_size, new_root), name, private_key)
+    db.session.add(LedgerCheckpoint(size=tree_size, root_hash=new_root, note=text_))
+    db.session.commit()
+    log.info("ledger checkpoint signed at size %d", tree_size)
+    return text_
