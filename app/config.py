@@ -86,6 +86,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "MAX_JSON_BYTES": (_int, 1024 * 1024),
     "MEDIA_ROOT": (str, None),
     "FEED_CACHE_SECONDS": (float, 10.0),
+    "STATS_CACHE_SECONDS": (float, 5.0),
     "LOG_LEVEL": (str, "INFO"),
     "SQL_ECHO": (_bool, False),
 }

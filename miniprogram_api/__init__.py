@@ -5,7 +5,8 @@ from flask_smorest import Api
 
 from app.errors import PROBLEM_MIMETYPE
 from miniprogram_api import (
-    auth, beneficiaries, claims, ledger, moderation, notifications, ops, proofs, staff, wishes,
+    auth, beneficiaries, claims, ledger, moderation, notifications, ops, proofs, staff, stats,
+    wishes,
 )
 from miniprogram_api.schemas import ProblemSchema
 
@@ -15,7 +16,7 @@ PREFIX = "/api/v1"
 def register(api: Api) -> None:
     _document_errors_as_problems(api)
     for module in (ops, auth, staff, beneficiaries, wishes, moderation, claims, proofs,
-                   notifications, ledger):
+                   notifications, ledger, stats):
         api.register_blueprint(module.blp, url_prefix=PREFIX + module.blp.url_prefix_rel)
 
 

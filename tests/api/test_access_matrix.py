@@ -119,6 +119,7 @@ MATRIX = [
     # Without their query parameters the proofs are refused for everyone alike (never 401/403).
     Row("GET", f"{P}/ledger/proof/inclusion",             "V V V V V V"),
     Row("GET", f"{P}/ledger/proof/consistency",           "V V V V V V"),
+    Row("GET", f"{P}/stats",                              "A A A A A A"),
     Row("GET", f"{P}/me/notifications",                   "U F A A A A"),
     # The target is a notification in cw_in's inbox: anyone else's reads as missing.
     Row("POST", f"{P}/me/notifications/<notification_id>/read", "U F A N N N", target="note"),
