@@ -137,6 +137,31 @@ class Actors:
         assert res.status_code == 200, res.get_json()
         return res.get_json()
 
+    def claim(self, donor: Actor, wish_id: str) -> dict:
+        import uuid
+
+        res = self.client.post(f"/api/v1/wishes/{wish_id}/claims",
+                               headers={**donor.headers, "Idempotency-Key": str(uuid.uuid4())})
+        assert res.status_code == 201, res.get_json()
+        return res.get_json()
+
+    def fulfil(self, donor: Actor, caseworker: Actor, wish_id: str) -> dict:
+        """Claim the wish, mark it delivered (through the service: the photo route has its own
+        tests) and have the caseworker confirm it. Returns the claim."""
+        from app.claims.models import Claim
+        from app.claims.service import mark_delivered
+        from app.extensions import db
+
+        claim = self.claim(donor, wish_id)
+        with self.app.app_context():
+            row = db.session.get(Claim, claim["id"])
+            mark_delivered(row, row.donor_id)
+            db.session.commit()
+        res = self.client.post(f"/api/v1/claims/{claim['id']}/confirm",
+                               headers=caseworker.headers)
+        assert res.status_code == 200, res.get_json()
+        return res.get_json()
+
     def open_wish(self, caseworker: Actor, moderator: Actor, **overrides: Any) -> dict:
         wish = self.submitted_wish(caseworker, **overrides)
         res = self.client.post(f"/api/v1/wishes/{wish['id']}/approve", headers=moderator.headers)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import false, select
 from sqlalchemy.orm import defaultload
 
-from app.auth.models import CASEWORKER, MODERATOR, User
+from app.auth.models import CASEWORKER, User
 from app.auth.policy import in_scope, scope_prefixes
 from app.beneficiaries.models import LEVEL_RANK, Beneficiary, CATEGORIES, category_mask
 from app.beneficiaries.service import get_beneficiary_for, identity_of
@@ -238,8 +238,3 @@ def public_feed(*, kind: str | None = None, level: str | None = None,
     columns, directions = FEED_SORTS[sort]
     return keyset_page(query, columns, directions, limit=limit, cursor=cursor,
                        cursor_kind=f"feed:{sort}")
-
-
-def assert_moderator(user: User) -> None:
-    if user.role != MODERATOR:
-        raise AppError("forbidden", 403)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 
 import pytest
 
@@ -23,22 +22,11 @@ def staff(actors):
     return actors.caseworker(), actors.moderator()
 
 
-def _fulfil(client, app, actors, staff) -> tuple[dict, dict]:
+def _fulfil(actors, staff) -> tuple[dict, dict]:
     """Claim an open wish, deliver it and confirm it: (the wish, the claim)."""
-    from app.claims.service import mark_delivered
-
     caseworker, moderator = staff
-    donor = actors.donor()
     wish = actors.open_wish(caseworker, moderator)
-    claim = client.post(f"/api/v1/wishes/{wish['id']}/claims", headers={
-        **donor.headers, "Idempotency-Key": str(uuid.uuid4())}).get_json()
-    with app.app_context():
-        row = db.session.get(Claim, claim["id"])
-        mark_delivered(row, row.donor_id)
-        db.session.commit()
-    res = client.post(f"/api/v1/claims/{claim['id']}/confirm", headers=caseworker.headers)
-    assert res.status_code == 200, res.get_json()
-    return wish, claim
+    return wish, actors.fulfil(actors.donor(), caseworker, wish["id"])
 
 
 def _checkpoint(client) -> tuple[int, bytes]:
@@ -60,7 +48,7 @@ def _entries(client) -> list[dict]:
 
 def test_confirmed_claim_is_one_entry_whose_exact_bytes_are_in_the_signed_tree(
         client, app, actors, staff):
-    wish, claim = _fulfil(client, app, actors, staff)
+    wish, claim = _fulfil(actors, staff)
     [item] = _entries(client)
     leaf = base64.b64decode(item["leaf_b64"])
     assert leaf == canonical(item["entry"])
@@ -77,7 +65,7 @@ def test_confirmed_claim_is_one_entry_whose_exact_bytes_are_in_the_signed_tree(
 
 
 def test_confirming_again_adds_nothing_to_the_ledger(client, app, actors, staff):
-    _, claim = _fulfil(client, app, actors, staff)
+    _, claim = _fulfil(actors, staff)
     again = client.post(f"/api/v1/claims/{claim['id']}/confirm", headers=staff[0].headers)
     assert again.status_code in (200, 409)
     assert len(_entries(client)) == 1
@@ -86,10 +74,10 @@ def test_confirming_again_adds_nothing_to_the_ledger(client, app, actors, staff)
 def test_inclusion_and_consistency_proofs_verify_against_signed_checkpoints(
         client, app, actors, staff):
     for _ in range(3):
-        _fulfil(client, app, actors, staff)
+        _fulfil(actors, staff)
     size1, root1 = _checkpoint(client)
     for _ in range(2):
-        _fulfil(client, app, actors, staff)
+        _fulfil(actors, staff)
     size2, root2 = _checkpoint(client)
     assert (size1, size2) == (3, 5)
 
@@ -107,10 +95,10 @@ def test_inclusion_and_consistency_proofs_verify_against_signed_checkpoints(
 
 
 def test_checkpoint_is_not_re_signed_until_the_log_grows(client, app, actors, staff):
-    _fulfil(client, app, actors, staff)
+    _fulfil(actors, staff)
     first = client.get(f"{L}/checkpoint").get_data()
     assert client.get(f"{L}/checkpoint").get_data() == first
-    _fulfil(client, app, actors, staff)
+    _fulfil(actors, staff)
     assert client.get(f"{L}/checkpoint").get_data() != first
 
 
@@ -126,7 +114,7 @@ def test_checkpoint_is_not_re_signed_until_the_log_grows(client, app, actors, st
 ])
 def test_impossible_proof_requests_are_422(client, app, actors, staff, query):
     for _ in range(2):
-        _fulfil(client, app, actors, staff)
+        _fulfil(actors, staff)
     res = client.get(f"{L}/proof/{query}")
     assert res.status_code == 422 and res.mimetype == "application/problem+json"
     assert res.get_json()["code"] == "validation_error" and res.get_json()["detail"]
@@ -138,7 +126,7 @@ def test_missing_entry_is_404(client):
 
 
 def test_entries_never_name_the_beneficiary_or_the_donor(client, app, actors, staff):
-    _, claim = _fulfil(client, app, actors, staff)
+    _, claim = _fulfil(actors, staff)
     with app.app_context():
         donor = db.session.get(User, db.session.get(Claim, claim["id"]).donor_id)
         openid, donor_id = donor.wechat_openid, donor.id

@@ -1,13 +1,10 @@
 """`GET /stats` through the API: exact totals and breakdowns from real wishes and claims."""
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app.claims.models import Claim
-from app.extensions import db
 from tests.factories import SECRET_ADDRESS, SECRET_ID_NUMBER, SECRET_NAME, SECRET_PHONE
 
 ZERO = {"wishes_published": 0, "wishes_open": 0, "wishes_fulfilled": 0, "value_fulfilled_fen": 0}
@@ -16,25 +13,6 @@ ZERO = {"wishes_published": 0, "wishes_open": 0, "wishes_fulfilled": 0, "value_f
 @pytest.fixture(autouse=True)
 def _no_cache(app, monkeypatch):
     monkeypatch.setitem(app.config, "STATS_CACHE_SECONDS", 0)
-
-
-def _claim(client, donor, wish_id):
-    res = client.post(f"/api/v1/wishes/{wish_id}/claims",
-                      headers={**donor.headers, "Idempotency-Key": str(uuid.uuid4())})
-    assert res.status_code == 201, res.get_json()
-    return res.get_json()
-
-
-def _fulfil(client, app, donor, caseworker, wish_id):
-    from app.claims.service import mark_delivered
-
-    claim = _claim(client, donor, wish_id)
-    with app.app_context():
-        row = db.session.get(Claim, claim["id"])
-        mark_delivered(row, row.donor_id)
-        db.session.commit()
-    res = client.post(f"/api/v1/claims/{claim['id']}/confirm", headers=caseworker.headers)
-    assert res.status_code == 200, res.get_json()
 
 
 def _stats(client):
@@ -65,9 +43,9 @@ def test_totals_and_breakdowns_count_exactly_what_happened(client, app, actors):
                                beneficiary_id=blue["id"])
     actors.draft_wish(cw, kind="education")          # never published: not counted
     actors.submitted_wish(cw, kind="service")        # awaiting review: not counted
-    _fulfil(client, app, donor_a, cw, fulfilled["id"])
-    _fulfil(client, app, donor_a, cw, fulfilled_2["id"])
-    _claim(client, donor_b, expires["id"])
+    actors.fulfil(donor_a, cw, fulfilled["id"])
+    actors.fulfil(donor_a, cw, fulfilled_2["id"])
+    actors.claim(donor_b, expires["id"])
     with app.app_context():
         assert sweep_due_claims(now=datetime.now(timezone.utc) + timedelta(days=30)) == 1
     assert idle_donor  # signed in but never claimed: not a donor in the totals
@@ -110,7 +88,7 @@ def test_response_holds_only_numbers_no_ids_or_personal_data(client, app, actors
     cw, mod = actors.caseworker(), actors.moderator()
     donor = actors.donor()
     wish = actors.open_wish(cw, mod)
-    _fulfil(client, app, donor, cw, wish["id"])
+    actors.fulfil(donor, cw, wish["id"])
     res = _stats(client)
     text = res.get_data(as_text=True)
     for secret in (wish["id"], wish["title"], SECRET_NAME, SECRET_ID_NUMBER, SECRET_PHONE,

@@ -7,13 +7,11 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 import requests
 import sqlalchemy as sa
 
-from app.claims.models import Claim
 from app.extensions import db
 from app.ledger import keys
 from tests.processes import ROOT
@@ -24,20 +22,10 @@ def staff(actors):
     return actors.caseworker(), actors.moderator()
 
 
-def _fulfil(client, app, actors, staff) -> None:
+def _fulfil(actors, staff) -> None:
     """Claim an open wish, deliver it and confirm it: one ledger entry."""
-    from app.claims.service import mark_delivered
-
     caseworker, moderator = staff
-    wish = actors.open_wish(caseworker, moderator)
-    claim = client.post(f"/api/v1/wishes/{wish['id']}/claims", headers={
-        **actors.donor().headers, "Idempotency-Key": str(uuid.uuid4())}).get_json()
-    with app.app_context():
-        row = db.session.get(Claim, claim["id"])
-        mark_delivered(row, row.donor_id)
-        db.session.commit()
-    res = client.post(f"/api/v1/claims/{claim['id']}/confirm", headers=caseworker.headers)
-    assert res.status_code == 200, res.get_json()
+    actors.fulfil(actors.donor(), caseworker, actors.open_wish(caseworker, moderator)["id"])
 
 
 def _verify(base: str, vkey: str, state, *extra: str) -> subprocess.CompletedProcess:
@@ -60,7 +48,7 @@ def test_verifier_accepts_the_ledger_then_checks_consistency_as_it_grows(
     base, vkey = live
     state = tmp_path / "state.json"
     for _ in range(3):
-        _fulfil(client, app, actors, staff)
+        _fulfil(actors, staff)
 
     first = _verify(base, vkey, state)
     assert first.returncode == 0, first.stderr
@@ -69,7 +57,7 @@ def test_verifier_accepts_the_ledger_then_checks_consistency_as_it_grows(
     assert saved["size"] == 3 and saved["checkpoint"].startswith(saved["origin"] + "\n3\n")
 
     for _ in range(2):
-        _fulfil(client, app, actors, staff)
+        _fulfil(actors, staff)
     second = _verify(base, vkey, state, "--check-inclusion", "3")
     assert second.returncode == 0, second.stderr
     assert "verified: 5 entries" in second.stdout
@@ -81,7 +69,7 @@ def test_verifier_accepts_the_ledger_then_checks_consistency_as_it_grows(
 def test_verifier_rejects_a_checkpoint_under_the_wrong_key(
         client, app, actors, staff, live, tmp_path):
     base, vkey = live
-    _fulfil(client, app, actors, staff)
+    _fulfil(actors, staff)
     origin = vkey.split("+", 1)[0]
     _, other_vkey = keys.generate(origin)       # same name, another key: an impostor's log
 
@@ -94,7 +82,7 @@ def test_verifier_rejects_a_checkpoint_under_the_wrong_key(
 def test_verifier_refuses_a_log_smaller_than_the_one_seen_before(
         client, app, actors, staff, live, tmp_path):
     base, vkey = live
-    _fulfil(client, app, actors, staff)
+    _fulfil(actors, staff)
     state = tmp_path / "state.json"
     assert _verify(base, vkey, state).returncode == 0
     remembered = json.loads(state.read_text(encoding="utf-8"))
@@ -110,7 +98,7 @@ def test_verifier_catches_a_ledger_row_changed_in_the_database(
     base, vkey = live
     state = tmp_path / "state.json"
     for _ in range(3):
-        _fulfil(client, app, actors, staff)
+        _fulfil(actors, staff)
     assert _verify(base, vkey, state).returncode == 0
     before = state.read_text(encoding="utf-8")
 
