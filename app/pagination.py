@@ -23,6 +23,8 @@ DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 
 @dataclass
 class Page:
+    """One page of a list; views return it as is and the page schema dumps both fields."""
+
     items: list[Any]
     next_cursor: str | None
 

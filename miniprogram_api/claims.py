@@ -71,7 +71,7 @@ def claim(wish_id):
 def my_claims(args):
     """我的认领，最新的在前"""
     page = service.list_claims_of(require_user(), limit=args["limit"], cursor=args["cursor"])
-    return {"items": page.items, "next_cursor": page.next_cursor}
+    return page
 
 
 @blp.route("/claims/<claim_id>", methods=["GET"])

@@ -18,4 +18,4 @@ ReviewPage = page_schema(StaffWishRecord, "ReviewPage")
 def review_queue(args):
     """待审核的心愿，最早提交的在前"""
     page = service.review_queue(limit=args["limit"], cursor=args["cursor"])
-    return {"items": page.items, "next_cursor": page.next_cursor}
+    return page

@@ -59,7 +59,7 @@ def my_notifications(args):
     """我的站内通知，最新的在前；?unread=true 只看未读"""
     page = inbox.list_inbox(require_user(), unread_only=args["unread"], limit=args["limit"],
                             cursor=args["cursor"])
-    return {"items": page.items, "next_cursor": page.next_cursor}
+    return page
 
 
 @blp.route("/me/notifications/<notification_id>/read", methods=["POST"])

@@ -48,7 +48,7 @@ def _served_from_cache(view):
 def feed(args):
     """公开的心愿列表：仅展示待认领（open）的心愿；默认红色等级优先、再按发布时间先后"""
     page = service.public_feed(**args)
-    body = json.dumps(_feed_schema.dump({"items": page.items, "next_cursor": page.next_cursor}),
+    body = json.dumps(_feed_schema.dump(page),
                       ensure_ascii=False).encode()
     etag = hashlib.sha256(body).hexdigest()[:32]
     if g.feed_generation is not None:
@@ -164,4 +164,4 @@ def staff_wishes(args):
     """负责区划内的全部心愿（含草稿），最新的在前"""
     page = service.staff_wishes(require_user(), status=args.get("status"), limit=args["limit"],
                                 cursor=args["cursor"])
-    return {"items": page.items, "next_cursor": page.next_cursor}
+    return page

@@ -8,6 +8,7 @@ never served, and is deleted once the clean re-encode exists.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from app.beneficiaries.models import Beneficiary
 from app.beneficiaries.service import on_consent_withdrawn
 from app.claims import notices
 from app.claims.models import Claim, Proof
-from app.claims.service import get_claim_for, mark_delivered
+from app.claims.service import get_claim_for, lock_claim_for, mark_delivered
 from app.errors import AppError
 from app.extensions import db
 from app.media import images
@@ -46,12 +47,8 @@ def submit_proof(donor: User, claim_id: str, photo: bytes, note: str | None,
     fmt = images.sniff_format(photo[:16])
     images.inspect(photo, current_app.config["MAX_IMAGE_PIXELS"])  # before any lock is held
 
-    claim = get_claim_for(donor, claim_id, lock=True)
-    db.session.execute(select(Wish.id).where(Wish.id == claim.wish_id).with_for_update())
-    db.session.refresh(claim.wish)
-    if claim.status == "expired":
-        raise AppError("claim_expired", 409, "认领已超时，不能再提交送达凭证")
-    mark_delivered(claim, donor.id)
+    claim = lock_claim_for(donor, claim_id)
+    mark_delivered(claim, donor.id)  # re-checks the deadline under the lock
     proof_id = new_id("prf")
     upload_key = f"quarantine/{proof_id}/upload{_EXTENSIONS[fmt]}"
     proof = Proof(id=proof_id, claim_id=claim.id, wish_id=claim.wish_id, uploaded_by=donor.id,
@@ -122,8 +119,6 @@ def _delete_upload(proof: Proof, storage) -> None:
 
 def requeue_stuck(older_than_seconds: int = 120) -> int:
     """Sweeper: proofs whose media job was lost (Redis flushed) get a new doorbell."""
-    from datetime import timedelta
-
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     ids = list(db.session.execute(select(Proof.id).where(
         Proof.status == "processing", Proof.created_at < cutoff)).scalars())

@@ -131,7 +131,9 @@ def get_claim_for(user: User, claim_id: str, *, lock: bool = False) -> Claim:
     raise _not_found()
 
 
-def _lock_claim_and_wish(user: User, claim_id: str) -> Claim:
+def lock_claim_for(user: User, claim_id: str) -> Claim:
+    """get_claim_for with row locks on the claim and then its wish (always in that order), and
+    the wish re-read under its lock: every move of a claim starts here."""
     claim = get_claim_for(user, claim_id, lock=True)
     db.session.execute(select(Wish.id).where(Wish.id == claim.wish_id).with_for_update())
     db.session.refresh(claim.wish)
@@ -145,7 +147,7 @@ def list_claims_of(donor: User, *, limit: int, cursor: str | None) -> Page:
 
 
 def release_claim(donor: User, claim_id: str) -> Claim:
-    claim = _lock_claim_and_wish(donor, claim_id)
+    claim = lock_claim_for(donor, claim_id)
     if claim.donor_id != donor.id:
         raise AppError("forbidden", 403, "只有认领人可以放弃认领")
     move(claim, "release", donor.id)
@@ -160,7 +162,7 @@ def _check_caseworker(user: User, claim: Claim) -> None:
 
 
 def confirm_claim(user: User, claim_id: str) -> Claim:
-    claim = _lock_claim_and_wish(user, claim_id)
+    claim = lock_claim_for(user, claim_id)
     _check_caseworker(user, claim)
     move(claim, "confirm", user.id)
     claim.confirmed_by = user.id
@@ -173,7 +175,7 @@ def confirm_claim(user: User, claim_id: str) -> Claim:
 
 
 def dispute_claim(user: User, claim_id: str, reason: str) -> Claim:
-    claim = _lock_claim_and_wish(user, claim_id)
+    claim = lock_claim_for(user, claim_id)
     _check_caseworker(user, claim)
     now = utcnow()
     claim.due_at = now + timedelta(seconds=_cfg("DISPUTE_EXTENSION_SECONDS"))
@@ -189,7 +191,7 @@ def dispute_claim(user: User, claim_id: str, reason: str) -> Claim:
 
 def mark_delivered(claim: Claim, actor_id: str) -> None:
     """The donor proved delivery: the clock stops. The caller holds the claim lock and commits."""
-    if claim.status == "active" and claim.due_at <= utcnow():
+    if claim.status == "expired" or (claim.status == "active" and claim.due_at <= utcnow()):
         raise AppError("claim_expired", 409, "认领已超过截止时间，不能再提交送达凭证")
     move(claim, "deliver", actor_id)
 

@@ -182,9 +182,7 @@ def hide_wishes_of_beneficiary(ben: Beneficiary, actor: User) -> None:
         elif wish.status == "pending_review":
             transition(wish, "reject", actor.id, "受助人撤回同意")
             wish.reject_reason = "受助人撤回同意"
-        wish.hidden = True
-    from app.wishes import feed_cache
-    feed_cache.invalidate(db.session)
+        wish.hidden = True  # the feed shows only open wishes: transition() rang its bell
 
 
 def transitions_of(user: User, wish_id: str) -> list[WishTransition]:
