@@ -44,6 +44,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     # Retired keys, still accepted for reading rows written before a rotation.
     "DATA_ENCRYPTION_OLD_KEYS": (_str_list, []),
     "LEDGER_KEY_FILE": (str, None),
+    # How often the worker makes sure the latest entries are covered by a signed checkpoint (each
+    # commit that appends also rings for one at once).
+    "LEDGER_CHECKPOINT_SECONDS": (_int, 60),
     "WECHAT_API_BASE": (str, "https://api.weixin.qq.com"),
     "WECHAT_APP_ID": (str, None),
     "WECHAT_APP_SECRET": (str, None),
@@ -55,25 +58,61 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "WECHAT_TEMPLATE_CLAIM_EXPIRED": (str, ""),
     "WECHAT_TEMPLATE_CLAIM_DISPUTED": (str, ""),
     "WECHAT_TEMPLATE_WISH_FULFILLED": (str, ""),
+    "WECHAT_TEMPLATE_DONATION_THANKS": (str, ""),
     # "formal", "trial" or "developer": which mini-program version a message opens.
     "WECHAT_MINIPROGRAM_STATE": (str, "formal"),
     "NOTIFY_RELAY_SECONDS": (_int, 30),
     "NOTIFY_MAX_ATTEMPTS": (_int, 6),
     "NOTIFY_RETRY_DELAYS": (_int_list, [30, 120, 600, 3600, 21600]),
+    # WeChat Pay API v3 (money donations), "WeChat Pay public key" mode: app/wechatpay.py.
     "WECHATPAY_API_BASE": (str, "https://api.mch.weixin.qq.com"),
+    # The app id orders are placed for; unset = WECHAT_APP_ID (the mini-program the openid is from).
+    "WECHATPAY_APP_ID": (str, None),
     "WECHATPAY_MCH_ID": (str, None),
-    "WECHATPAY_API_V3_KEY": (str, None),
-    "WECHATPAY_MCH_SERIAL": (str, None),
-    "WECHATPAY_PRIVATE_KEY_FILE": (str, None),
-    "WECHATPAY_PLATFORM_CERT_DIR": (str, None),
+    "WECHATPAY_MCH_CERT_SERIAL": (str, None),  # serial number of the merchant API certificate
+    "WECHATPAY_MCH_PRIVATE_KEY_FILE": (str, None),  # apiclient_key.pem
+    "WECHATPAY_API_V3_KEY": (str, None),  # 32 characters
+    "WECHATPAY_PLATFORM_PUBLIC_KEY_ID": (str, None),  # "PUB_KEY_ID_..."
+    "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE": (str, None),  # pub_key.pem
     "WECHATPAY_NOTIFY_URL": (str, None),
+    "WECHATPAY_TIMEOUT_SECONDS": (float, 5.0),
+    # The 505 fund: the largest single donation, how long a WeChat Pay order stays payable
+    # (its time_expire), and how reconciliation asks WeChat Pay about orders still pending.
+    "DONATION_MAX_FEN": (_int, 5_000_000),
+    "DONATION_ORDER_TTL_SECONDS": (_int, 2 * 3600),
+    "DONATION_RECONCILE_AFTER_SECONDS": (_int, 300),
+    "FUND_RECONCILE_SECONDS": (_int, 300),
     "JWT_ISSUER": (str, "weixinyuan"),
     "JWT_AUDIENCE": (str, "weixinyuan-miniprogram"),
     "ACCESS_TOKEN_TTL_SECONDS": (_int, 2 * 3600),
     "LOGIN_MAX_FAILURES": (_int, 5),
     "LOGIN_LOCKOUT_SECONDS": (_int, 15 * 60),
+    # Reverse proxies in front of the app whose X-Forwarded-For entry is trusted (werkzeug
+    # ProxyFix x_for): the client address is the entry that many hops from the right. 0 (default)
+    # ignores X-Forwarded-For entirely; behind exactly one nginx/SLB that appends to it, set 1.
+    "TRUSTED_PROXY_COUNT": (_int, 0),
+    # Abuse limits (app/ratelimit.py), limits' syntax "N/period[;N/period...]" (period: second,
+    # minute, hour, day, e.g. "10/minute;100/hour"); every one must hold. A 429 `rate_limited`
+    # carries Retry-After. Per-address limits are sized for a charity-day crowd behind one NAT
+    # (hundreds of donors on one public address); per-user and per-username ones are lower.
+    # Login (both routes share one budget per address; staff login also counts per username, on
+    # top of the LOGIN_MAX_FAILURES lockout, which counts only failures).
+    "RATELIMIT_LOGIN_ADDRESS": (str, "100/minute;1000/hour"),
+    "RATELIMIT_LOGIN_USERNAME": (str, "10/minute;60/hour"),
+    # POST /wishes/{id}/claims.
+    "RATELIMIT_CLAIMS_USER": (str, "10/minute;60/hour"),
+    "RATELIMIT_CLAIMS_ADDRESS": (str, "200/minute;3000/hour"),
+    # POST /claims/{id}/proofs (photo uploads: each one is decoded and re-encoded).
+    "RATELIMIT_UPLOADS_USER": (str, "20/minute;120/hour"),
+    "RATELIMIT_UPLOADS_ADDRESS": (str, "120/minute;1500/hour"),
+    # POST /donations (each one places a WeChat Pay order).
+    "RATELIMIT_DONATIONS_USER": (str, "10/minute;60/hour"),
+    "RATELIMIT_DONATIONS_ADDRESS": (str, "200/minute;3000/hour"),
     "CLAIM_SLA_SECONDS": (_int, 172800),
     "SLA_CHECK_SECONDS": (_int, 60),
+    # The auditor's allowance for work in flight (a claim just past due before the next sweep, a
+    # message before its next attempt, an upload before its row commits).
+    "AUDIT_GRACE_SECONDS": (_int, 600),
     "CLAIM_REMINDER_OFFSETS": (_int_list, [86400, 7200]),
     "CLAIM_ACTIVE_LIMIT": (_int, 3),
     "CLAIM_COOLDOWN_STRIKES": (_int, 2),
@@ -83,6 +122,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "MEDIA_URL_TTL_SECONDS": (_int, 300),
     "MAX_UPLOAD_BYTES": (_int, 10 * 1024 * 1024),
     "MAX_IMAGE_PIXELS": (_int, 40_000_000),
+    # A proof still `processing` this long after upload lost its media job (a killed worker, a
+    # flushed Redis): the sweeper rings its doorbell again.
+    "PROOF_REQUEUE_SECONDS": (_int, 120),
     "MAX_JSON_BYTES": (_int, 1024 * 1024),
     "MEDIA_ROOT": (str, None),
     "FEED_CACHE_SECONDS": (float, 10.0),
@@ -99,6 +141,16 @@ PRODUCTION_SECRETS = {
     "WECHAT_APP_SECRET": None,
     "DATABASE_URL": None,
     "REDIS_URL": None,
+    # Money donations cannot be taken (nor their notifications verified) without these.
+    "WECHATPAY_MCH_ID": None,
+    "WECHATPAY_MCH_CERT_SERIAL": None,
+    "WECHATPAY_MCH_PRIVATE_KEY_FILE": None,
+    "WECHATPAY_API_V3_KEY": None,
+    "WECHATPAY_PLATFORM_PUBLIC_KEY_ID": None,
+    "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE": None,
+    "WECHATPAY_NOTIFY_URL": None,
+    # The public ledger's signing key: without it no checkpoint could be signed.
+    "LEDGER_KEY_FILE": None,
 }
 
 
@@ -140,9 +192,16 @@ def finalize(config: dict[str, Any], instance_path: str) -> dict[str, Any]:
     # Every body is capped at MAX_JSON_BYTES; the photo-upload view raises its own request's cap.
     config["MAX_CONTENT_LENGTH"] = config["MAX_JSON_BYTES"]
     config["DEV_LOGIN_ENABLED"] = config["APP_ENV"] == "development" and not config["WECHAT_APP_ID"]
+    if int(config["TRUSTED_PROXY_COUNT"]) < 0:
+        raise ConfigError("TRUSTED_PROXY_COUNT must be 0 or more")
     config["DATA_ENCRYPTION_KEYS"] = [
         _decode_key("DATA_ENCRYPTION_KEY", config["DATA_ENCRYPTION_KEY"])
     ] + [_decode_key("DATA_ENCRYPTION_OLD_KEYS", k) for k in config["DATA_ENCRYPTION_OLD_KEYS"]]
+    if not config.get("WECHATPAY_APP_ID"):
+        config["WECHATPAY_APP_ID"] = config.get("WECHAT_APP_ID")
+    api_v3_key = config.get("WECHATPAY_API_V3_KEY")
+    if api_v3_key and len(api_v3_key.encode()) != 32:
+        raise ConfigError("WECHATPAY_API_V3_KEY must be 32 characters (the APIv3 key)")
     if config["APP_ENV"] == "production":
         check_production(config)
     return config
@@ -159,6 +218,30 @@ def check_production(config: Mapping[str, Any]) -> None:
         raise ConfigError("SECRET_KEY must be at least 32 characters in production")
     if config.get("DEV_LOGIN_ENABLED"):
         raise ConfigError("development login must be off in production")
+    _check_wechatpay_keys(config)
+    _check_ledger_key(config)
+
+
+def _check_ledger_key(config: Mapping[str, Any]) -> None:
+    """The ledger key file must load now; a missing key would otherwise fail at the first entry."""
+    from app.ledger.keys import KeyFileError, load_signer
+
+    try:
+        load_signer(config["LEDGER_KEY_FILE"])
+    except (OSError, ValueError, KeyFileError) as exc:
+        raise ConfigError(f"LEDGER_KEY_FILE: cannot load the ledger key ({exc})") from None
+
+
+def _check_wechatpay_keys(config: Mapping[str, Any]) -> None:
+    """The merchant private key and the platform public key must load (fail at start, not at pay)."""
+    from app.wechatpay import load_private_key, load_public_key
+
+    for name, load in (("WECHATPAY_MCH_PRIVATE_KEY_FILE", load_private_key),
+                       ("WECHATPAY_PLATFORM_PUBLIC_KEY_FILE", load_public_key)):
+        try:
+            load(config[name])
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
 
 
 def database_uri(url: str) -> str:

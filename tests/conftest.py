@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import tempfile
 
 import pytest
@@ -19,6 +20,7 @@ import redis as redis_lib
 import sqlalchemy as sa
 
 from tests.fakes.wechat import FakeWechat
+from tests.fakes.wechatpay import FakeWechatPay
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_REDIS = "redis://127.0.0.1:6379/15"  # TEST_REDIS_URL overrides (parallel runs use other dbs)
@@ -87,8 +89,17 @@ def fake_wechat():
 
 
 @pytest.fixture(scope="session")
-def app_config(database_url, redis_url, fake_wechat, tmp_path_factory):
+def fake_wechatpay():
+    """A local WeChat Pay v3 server with its own merchant and platform keys (reset per app test)."""
+    fake = FakeWechatPay().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def app_config(database_url, redis_url, fake_wechat, fake_wechatpay, tmp_path_factory):
     return {
+        **fake_wechatpay.app_settings(),
         "APP_ENV": "development",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
@@ -128,6 +139,7 @@ def _clean_state(request):
         return
     application = request.getfixturevalue("app")
     _empty(application)
+    request.getfixturevalue("fake_wechatpay").reset()
     yield
     with application.app_context():
         from app.extensions import db
@@ -154,6 +166,14 @@ def _empty(application) -> None:
                     conn.execute(sa.text(f"DELETE FROM {table}"))
                 conn.execute(sa.text("DELETE FROM ledger_maintenance"))
         get_redis().flushdb()
+        # Stored photos are state too: a file left by an earlier test would belong to no proof.
+        media_root = application.config["MEDIA_ROOT"]
+        if os.path.isdir(media_root):
+            for entry in os.scandir(media_root):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
     feed_cache.clear()
 
 

@@ -16,7 +16,22 @@ from app.config import DEV_DATA_ENCRYPTION_KEY, DEV_SECRET_KEY, SETTINGS, Config
 
 # Each of these must be given explicitly in production.
 REQUIRED_IN_PRODUCTION = ["SECRET_KEY", "DATA_ENCRYPTION_KEY", "WECHAT_APP_ID",
-                          "WECHAT_APP_SECRET", "DATABASE_URL", "REDIS_URL"]
+                          "WECHAT_APP_SECRET", "DATABASE_URL", "REDIS_URL",
+                          # WeChat Pay merchant settings: money donations need every one.
+                          "WECHATPAY_MCH_ID", "WECHATPAY_MCH_CERT_SERIAL",
+                          "WECHATPAY_MCH_PRIVATE_KEY_FILE", "WECHATPAY_API_V3_KEY",
+                          "WECHATPAY_PLATFORM_PUBLIC_KEY_ID", "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE",
+                          "WECHATPAY_NOTIFY_URL",
+                          # The ledger's signing key (made by `flask --app wsgi ledger keygen`).
+                          "LEDGER_KEY_FILE"]
+
+
+def _ledger_key(folder) -> str:
+    from app.ledger.keys import keygen
+
+    path = str(folder / "ledger.key")
+    keygen("wxy.example.cn/ledger", path)
+    return path
 
 
 def _key(length: int = 32) -> str:
@@ -32,8 +47,12 @@ def clean_environment(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def production_env(monkeypatch, app_config):
+def production_env(monkeypatch, app_config, fake_wechatpay, tmp_path):
+    merchant = {k: str(v) for k, v in fake_wechatpay.app_settings().items()
+                if k != "WECHATPAY_APP_ID"}  # production pays for the mini-program WECHAT_APP_ID
     env = {
+        **merchant,
+        "WECHATPAY_NOTIFY_URL": "https://wxy.example.cn/api/v1/payments/wechatpay/notify",
         "APP_ENV": "production",
         "DATABASE_URL": app_config["DATABASE_URL"],
         "REDIS_URL": app_config["REDIS_URL"],
@@ -42,6 +61,7 @@ def production_env(monkeypatch, app_config):
         "WECHAT_APP_ID": "wx0123456789abcdef",
         "WECHAT_APP_SECRET": secrets.token_hex(16),
         "WECHAT_API_BASE": app_config["WECHAT_API_BASE"],
+        "LEDGER_KEY_FILE": _ledger_key(tmp_path),
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -185,3 +205,60 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
     assert config["CLAIM_REMINDER_OFFSETS"] == [1800, 600]
     assert config["MAX_UPLOAD_BYTES"] == 2048
     assert config["MAX_CONTENT_LENGTH"] == 1024 * 1024  # the JSON body cap stays 1 MiB
+
+
+def test_production_pays_for_the_mini_program_app_id(production_env):
+    application = create_app()
+
+    assert application.config["WECHATPAY_APP_ID"] == production_env["WECHAT_APP_ID"]
+
+
+@pytest.mark.parametrize("env", ["development", "production"])
+@pytest.mark.parametrize("value", ["too-short", "x" * 33])
+def test_apiv3_key_that_is_not_32_characters_is_refused(production_env, monkeypatch, env, value):
+    monkeypatch.setenv("APP_ENV", env)
+    monkeypatch.setenv("WECHATPAY_API_V3_KEY", value)
+
+    with pytest.raises(ConfigError, match="WECHATPAY_API_V3_KEY"):
+        create_app()
+
+
+@pytest.mark.parametrize("name", ["WECHATPAY_MCH_PRIVATE_KEY_FILE",
+                                  "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE"])
+@pytest.mark.parametrize("content", [None, b"not a pem file", "swapped"])
+def test_production_with_an_unusable_wechatpay_key_file_refuses_to_start(
+        production_env, monkeypatch, tmp_path, name, content):
+    path = tmp_path / "key.pem"
+    if content == "swapped":  # the other key of the pair: a public key for the private one, ...
+        other = {"WECHATPAY_MCH_PRIVATE_KEY_FILE": "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE",
+                 "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE": "WECHATPAY_MCH_PRIVATE_KEY_FILE"}[name]
+        path = production_env[other]
+    elif content is not None:
+        path.write_bytes(content)
+    monkeypatch.setenv(name, str(path))
+
+    with pytest.raises(ConfigError, match=name):
+        create_app()
+
+
+def test_development_without_merchant_settings_starts_with_payments_unconfigured(monkeypatch,
+                                                                                  tmp_path):
+    from app import wechatpay
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'dev.db'}")
+    application = create_app({"REDIS_URL": "redis://127.0.0.1:6379/11"})
+
+    with application.app_context():
+        assert wechatpay.is_configured() is False
+
+
+@pytest.mark.parametrize("content", ["", "not a key\n", "PRIVATE+KEY+garbage\n"])
+def test_production_with_an_unusable_ledger_key_file_refuses_to_start(production_env, tmp_path,
+                                                                      content):
+    bad = tmp_path / "bad-ledger.key"
+    bad.write_text(content, encoding="utf-8")
+
+    with pytest.raises(ConfigError, match="LEDGER_KEY_FILE"):
+        create_app({"LEDGER_KEY_FILE": str(bad)})
+    with pytest.raises(ConfigError, match="LEDGER_KEY_FILE"):
+        create_app({"LEDGER_KEY_FILE": str(tmp_path / "missing.key")})
