@@ -1,11 +1,11 @@
-"""Command-line tools: `flask --app wsgi staff ...`, `flask --app wsgi demo seed`."""
+"""Command-line tools: `flask --app wsgi staff ...`, `demo seed`, `ledger keygen`, `audit`."""
 from __future__ import annotations
 
 import sys
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from app.errors import AppError
 
@@ -103,7 +103,19 @@ def ledger_keygen_command(name, out_path):
     click.echo(f"verifier key (publish it): {vkey}")
 
 
+@click.command("audit")
+@with_appcontext
+def audit_command():
+    """Check every invariant the service promises; exit 1 on any breach (read only)."""
+    from app.audit import run_audit
+
+    report = run_audit()
+    click.echo(report.text())
+    sys.exit(0 if report.ok else 1)
+
+
 def register_cli(app: Flask) -> None:
+    app.cli.add_command(audit_command)
     app.cli.add_command(staff_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(ledger_cli)

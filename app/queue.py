@@ -68,13 +68,14 @@ def schedule(at: datetime, queue_name: str, func_path: str, args: tuple = (),
 
 
 def enqueue_after_commit(session: Session, queue_name: str, func_path: str,
-                         *args: Any, **kwargs: Any) -> None:
-    """Enqueue `func_path(*args, **kwargs)` once `session` commits; nothing if it rolls back."""
+                         *args: Any, dedupe_key: str | None = None, **kwargs: Any) -> None:
+    """Enqueue `func_path(*args, **kwargs)` once `session` commits; nothing if it rolls back.
+    With `dedupe_key`, asking again in the same transaction rings the bell only once."""
     _check_job(func_path, args, kwargs)
     connection = get_redis()  # taken now: the commit may happen outside an app context
     get_queue(queue_name, connection)  # an unknown queue fails here, not after the commit
     on_commit(session, lambda: enqueue(queue_name, func_path, args, kwargs,
-                                       connection=connection))
+                                       connection=connection), key=dedupe_key)
 
 
 def schedule_after_commit(session: Session, at: datetime, queue_name: str, func_path: str,

@@ -124,15 +124,19 @@ def test_second_seed_on_a_non_empty_database_is_refused_and_changes_nothing(app,
     assert {s: len(_wishes(client, moderator, s)) for s in SEEDED_STATES} == before
 
 
-def test_seed_is_refused_in_production(app_config):
+def test_seed_is_refused_in_production(app_config, tmp_path):
     from app import create_app
     from app.demo import seed
     from app.errors import AppError
+    from app.ledger.keys import keygen
+
+    keygen("wxy.example.cn/ledger", str(tmp_path / "ledger.key"))
 
     production = create_app({
         **app_config, "APP_ENV": "production", "SECRET_KEY": "s" * 48,
         "DATA_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "WECHAT_APP_ID": "wx-prod", "WECHAT_APP_SECRET": "prod-secret"})
+        "WECHAT_APP_ID": "wx-prod", "WECHAT_APP_SECRET": "prod-secret",
+        "LEDGER_KEY_FILE": str(tmp_path / "ledger.key")})
     with production.app_context():
         with pytest.raises(AppError) as refused:
             seed()

@@ -56,3 +56,21 @@ def purge_idempotency_keys() -> int:
     if removed:
         log.info("purged %d expired idempotency records", removed)
     return removed
+
+
+def sign_checkpoint() -> int:
+    """Rung after every commit that appended ledger entries, and periodically: sign and publish
+    a checkpoint of the current tree (nothing if the last one already covers it)."""
+    from app.ledger import log as ledger_log
+    from app.ledger import note
+
+    body, _ = note.split_note(ledger_log.checkpoint())
+    return note.parse_checkpoint(body)[1]
+
+
+def reconcile_donations() -> dict:
+    """Periodic (every FUND_RECONCILE_SECONDS): ask WeChat Pay about donations still pending
+    after a few minutes; settle the paid ones (a lost notification), close the expired ones."""
+    from app.fund.reconcile import reconcile_pending
+
+    return reconcile_pending()

@@ -18,6 +18,7 @@ from app.extensions import db
 from app.ledger import keys, merkle, note
 from app.ledger.entries import canonical
 from app.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerNode
+from app.queue import enqueue_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,11 @@ def append(kind: str, entry: dict, source_type: str, source_id: str) -> int:
                                source_type=source_type, source_id=source_id))
     db.session.add_all(new_nodes)
     db.session.flush()
+    # Publish: once this commits, a job signs a checkpoint covering it (one per transaction,
+    # however many entries it appended). The periodic ledger-checkpoint job rings again if
+    # this bell is lost.
+    enqueue_after_commit(db.session, "ledger", "workers.jobs.sign_checkpoint",
+                         dedupe_key="ledger-checkpoint")
     return index
 
 

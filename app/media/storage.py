@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Iterator, Protocol
 
 from flask import current_app
 
@@ -28,6 +28,7 @@ class Storage(Protocol):
     def open(self, key: str) -> BinaryIO: ...
     def delete(self, key: str) -> None: ...
     def exists(self, key: str) -> bool: ...
+    def keys(self) -> Iterator[tuple[str, float]]: ...
 
 
 def check_key(key: str) -> str:
@@ -85,6 +86,19 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def keys(self) -> Iterator[tuple[str, float]]:
+        """Every stored object as (key, modification time), for the auditor; temporary files of
+        writes in progress are skipped. Anything else under the root that is not a valid key is
+        yielded too (as its relative path), so that a stray file is noticed, not hidden."""
+        if not self.root.is_dir():
+            return
+        for folder, _dirs, files in os.walk(self.root):
+            for name in files:
+                if name.startswith(".tmp-"):
+                    continue
+                path = Path(folder, name)
+                yield path.relative_to(self.root).as_posix(), path.stat().st_mtime
 
 
 def get_storage() -> Storage:

@@ -180,3 +180,20 @@ def test_checkpoint_refuses_to_sign_a_tree_that_does_not_extend_the_last_one(app
             log.checkpoint()
         db.session.rollback()
         assert db.session.execute(select(LedgerCheckpoint.size)).scalars().all() == [2]
+
+
+def test_a_commit_that_appends_rings_once_for_a_signed_checkpoint(app, actors):
+    """Checkpoints are published after each batch: one signing job per appending commit, and
+    running it (twice, as a retried job would) signs exactly one checkpoint of the new size."""
+    from app.ledger.models import LedgerCheckpoint
+    from app.queue import get_queue
+    from workers.jobs import sign_checkpoint
+
+    caseworker, moderator = actors.caseworker(), actors.moderator()
+    actors.fulfil(actors.donor(), caseworker, actors.open_wish(caseworker, moderator)["id"])
+    with app.app_context():
+        jobs = get_queue("ledger").jobs
+        assert [j.func_name for j in jobs] == ["workers.jobs.sign_checkpoint"]
+        assert sign_checkpoint() == 1
+        assert sign_checkpoint() == 1
+        assert db.session.query(LedgerCheckpoint).count() == 1
