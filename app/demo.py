@@ -4,7 +4,9 @@
 beneficiaries at every urgency level and in all eight assessment categories (one of them a child
 under 14, with a guardian's consent), and takes wishes through the lifecycle to every state that
 exists: draft, pending_review, open, rejected, withdrawn, and — through demo donors' claims, a
-generated delivery photo and a caseworker's confirmation — claimed, delivered and fulfilled.
+generated delivery photo and a caseworker's confirmation — claimed, delivered and fulfilled. The
+505 fund gets one paid money donation (settled as a WeChat Pay notification would settle it) and
+one disbursement requested by one moderator and approved by the other.
 
 Everything goes through the service functions, exactly as the API would, so consents, transition
 audit rows and encrypted identity fields are all real. Every person below is fictional.
@@ -153,24 +155,60 @@ def seed() -> list[str]:
         if state == "withdrawn":
             wishes.withdraw_wish(author, wish.id, WITHDRAW_REASON)
         states[db.session.get(Wish, wish.id).status] += 1
-    return _summary(staff, people, states)
+    wish_ids = {title: wid for title, wid in db.session.execute(select(Wish.title, Wish.id))}
+    fund = _fund(moderators, wish_ids)
+    return _summary(staff, people, states) + fund
+
+
+# The 505 fund: who gives, and what is paid out for which wish.
+FUND_DONOR = ("郑晓华", 50000)
+FUND_DISBURSEMENT = ("一台制氧机", 26000, "为陈阿伯购置家用制氧机（基金补足部分）", "泉港区康复器材店")
+
+
+def _demo_donor(name: str, key: str) -> User:
+    from app.auth.service import login_wechat
+
+    if current_app.config["DEV_LOGIN_ENABLED"]:
+        return db.session.get(User, login_wechat(f"dev:{name}")["user"].id)
+    # a real WeChat app is configured: make the account the way first login would
+    donor = User(role="donor", wechat_openid=f"demo-{key}", display_name=name, active=True,
+                 token_version=1)
+    db.session.add(donor)
+    db.session.commit()
+    return donor
+
+
+def _fund(moderators: list[User], wish_ids: dict[str, str]) -> list[str]:
+    """A donation paid into the fund and a disbursement out of it, through the fund's services;
+    the payment is settled by the function a WeChat Pay notification goes through."""
+    from app.fund import books, disbursements, donations, payments
+
+    name, amount = FUND_DONOR
+    donation = donations.open_donation(_demo_donor(name, "fund"), {
+        "amount_fen": amount, "anonymous": False, "receipt_requested": True})
+    payments.settle({
+        "out_trade_no": donation.out_trade_no, "transaction_id": f"DEMO{donation.id[4:24]}",
+        "trade_state": "SUCCESS", "amount": {"total": amount, "currency": "CNY"},
+        "mchid": current_app.config.get("WECHATPAY_MCH_ID"),
+        "appid": current_app.config.get("WECHATPAY_APP_ID"),
+        "success_time": utcnow().isoformat()}, via="demo")
+    title, value, purpose, payee = FUND_DISBURSEMENT
+    item = disbursements.request_disbursement(moderators[0], {
+        "amount_fen": value, "purpose": purpose, "wish_id": wish_ids[title], "payee": payee})
+    disbursements.approve_disbursement(moderators[1], item.id)
+    balance = books.balance()
+    return ["", f"505 fund: 1 paid donation ({amount / 100:.2f} yuan, shown as {name[0]}*), "
+                f"1 approved disbursement ({value / 100:.2f} yuan); "
+                f"balance {balance / 100:.2f} yuan"]
 
 
 def _claim_through(state: str, wish_id: str, caseworker: User) -> None:
     """A demo donor claims the wish; for delivered/fulfilled, proves it with a generated photo
     (processed at once, as the media worker would) and, for fulfilled, the caseworker confirms."""
-    from app.auth.service import login_wechat
     from app.claims import proofs
     from app.claims.service import claim_wish, confirm_claim
 
-    name = DONORS[state]
-    if current_app.config["DEV_LOGIN_ENABLED"]:
-        donor = db.session.get(User, login_wechat(f"dev:{name}")["user"].id)
-    else:  # a real WeChat app is configured: make the account the way first login would
-        donor = User(role="donor", wechat_openid=f"demo-{state}", display_name=name,
-                     active=True, token_version=1)
-        db.session.add(donor)
-        db.session.commit()
+    donor = _demo_donor(DONORS[state], state)
     claim = claim_wish(donor, wish_id)
     if state == "claimed":
         return

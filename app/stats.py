@@ -1,13 +1,14 @@
 """Public totals for `GET /stats`: wishes, claims, donors and value, overall and by kind and level.
 
-Two aggregate queries (one GROUP BY over wishes, one over claims), whatever the size of the tables.
+Three aggregate queries (GROUP BYs over wishes, claims and the fund's postings), whatever the
+size of the tables.
 
 Hidden wishes (the beneficiary withdrew consent) are counted like any other: the response holds
 only numbers, never an id, a title or a person, so a count cannot point at anyone, and leaving them
 out would make the totals jump backwards when consent is withdrawn.
 
-Money: the 505 fund's donations and disbursements are not built yet, so `money_donated_fen` and
-`money_disbursed_fen` are always 0 for now; the fields are there so clients need not change later.
+Money: `money_donated_fen` and `money_disbursed_fen` come from the 505 fund's double-entry books
+(app.fund.books), net of reversals: a refunded donation or a reversed disbursement counts no more.
 
 The result is the same for everyone, so it is cached per process for STATS_CACHE_SECONDS
 (default 5): a burst of page views costs one pair of queries.
@@ -23,6 +24,7 @@ from sqlalchemy import case, distinct, func, select
 from app.beneficiaries.models import LEVELS
 from app.claims.models import Claim
 from app.extensions import db
+from app.fund import books
 from app.wishes.models import KINDS, Wish
 
 DEFAULT_CACHE_SECONDS = 5.0
@@ -72,6 +74,7 @@ def compute_stats() -> dict:
         select(_count_if(Claim.status == "expired"), func.count(distinct(Claim.donor_id)))
     ).one()
 
+    money = books.totals()
     totals = dict.fromkeys(_WISH_FIELDS, 0)
     by_kind = {k: dict.fromkeys(_WISH_FIELDS, 0) for k in KINDS}
     by_level = {lv: dict.fromkeys(_WISH_FIELDS, 0) for lv in LEVELS}
@@ -85,8 +88,8 @@ def compute_stats() -> dict:
         **totals,
         "claims_expired": int(expired),
         "donors": int(donors),
-        "money_donated_fen": 0,    # the 505 fund's donations are not built yet
-        "money_disbursed_fen": 0,  # nor its disbursements
+        "money_donated_fen": money["money_donated_fen"],
+        "money_disbursed_fen": money["money_disbursed_fen"],
         "by_kind": by_kind,
         "by_level": by_level,
     }

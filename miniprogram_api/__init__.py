@@ -5,8 +5,8 @@ from flask_smorest import Api
 
 from app.errors import PROBLEM_MIMETYPE
 from miniprogram_api import (
-    auth, beneficiaries, claims, ledger, moderation, notifications, ops, proofs, staff, stats,
-    wishes,
+    auth, beneficiaries, claims, disbursements, donations, ledger, ledger_tiles, moderation,
+    notifications, ops, proofs, staff, stats, wishes,
 )
 from miniprogram_api.schemas import ProblemSchema
 
@@ -15,8 +15,9 @@ PREFIX = "/api/v1"
 
 def register(api: Api) -> None:
     _document_errors_as_problems(api)
+    api.register_converter(staff.UserIdConverter, staff.user_id_schema)
     for module in (ops, auth, staff, beneficiaries, wishes, moderation, claims, proofs,
-                   notifications, ledger, stats):
+                   notifications, ledger, ledger_tiles, donations, disbursements, stats):
         api.register_blueprint(module.blp, url_prefix=PREFIX + module.blp.url_prefix_rel)
 
 

@@ -33,19 +33,30 @@ class EntryPage(ma.Schema):
     tree_size = fields.Integer(metadata={"description": "当前账本条目总数"})
 
 
+# Far beyond any real ledger, and start + limit still fits the BIGINT index column (a start of
+# 10**30 was a 500 from PostgreSQL; now it is a 422, and such an index in a path is a 404).
+MAX_INDEX = 2**53
+
+
 class EntryArgs(ma.Schema):
-    start = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    start = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_INDEX))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
 class InclusionArgs(ma.Schema):
-    index = fields.Integer(required=True, validate=validate.Range(min=0))
-    tree_size = fields.Integer(required=True, validate=validate.Range(min=0))
+    index = fields.Integer(required=True, validate=validate.Range(min=0),
+                           metadata={"description": "须小于 tree_size"})
+    # an empty tree includes nothing: tree_size starts at 1 (documented, not just enforced)
+    tree_size = fields.Integer(required=True, validate=validate.Range(min=1),
+                               metadata={"description": "不超过账本当前大小"})
 
 
 class ConsistencyArgs(ma.Schema):
-    first = fields.Integer(required=True, validate=validate.Range(min=0))
-    second = fields.Integer(required=True, validate=validate.Range(min=0))
+    # a proof from the empty tree means nothing: first starts at 1 (documented, not just enforced)
+    first = fields.Integer(required=True, validate=validate.Range(min=1),
+                           metadata={"description": "不大于 second"})
+    second = fields.Integer(required=True, validate=validate.Range(min=1),
+                            metadata={"description": "不超过账本当前大小"})
 
 
 class InclusionOut(ma.Schema):
@@ -99,7 +110,7 @@ def entries(args):
 @allow(PUBLIC)
 def entry(index):
     """读取一条账目"""
-    rows = ledger.entries(index, 1)
+    rows = ledger.entries(index, 1) if index <= MAX_INDEX else []
     if not rows:
         raise AppError("not_found", 404, "账本中没有该序号的账目")
     return _item(rows[0])

@@ -22,9 +22,10 @@ class WishTotals(ma.Schema):
 class StatsOut(WishTotals):
     claims_expired = fields.Integer(metadata={"description": "超时未送达而失效的认领数"})
     donors = fields.Integer(metadata={"description": "至少认领过一次的爱心人士人数"})
-    money_donated_fen = fields.Integer(metadata={"description": "505 公益基金收到的捐款（分），暂为 0"})
+    money_donated_fen = fields.Integer(
+        metadata={"description": "505 公益基金收到的捐款（分），扣除已冲正（退款）的"})
     money_disbursed_fen = fields.Integer(
-        metadata={"description": "505 公益基金拨付的金额（分），暂为 0"})
+        metadata={"description": "505 公益基金拨付的金额（分），扣除已冲正的"})
     by_kind = fields.Dict(keys=fields.String(), values=fields.Nested(WishTotals),
                           metadata={"description": "按心愿类型（goods/service/education）"})
     by_level = fields.Dict(keys=fields.String(), values=fields.Nested(WishTotals),

@@ -9,9 +9,11 @@ a function that turns the outbox payload into the template's fields. The field k
   claim_expired   thing1 心愿名称 · phrase2 认领状态 · thing3 温馨提示
   claim_disputed  thing1 心愿名称 · thing2 异议原因 · time3 新的截止时间
   wish_fulfilled  thing1 心愿名称 · phrase2 心愿状态 · thing3 温馨提示
+  donation_thanks thing1 捐赠项目 · amount2 捐赠金额 · date3 捐赠时间 · thing4 温馨提示
 
 WeChat refuses a whole message (47003) when one value breaks its field's rules, so every value is
-cut to its field's limit here: `thing` 20 characters, `phrase` 5 (Chinese only), `time` a date.
+cut to its field's limit here: `thing` 20 characters, `phrase` 5 (Chinese only), `time` and
+`date` a date, `amount` a currency sign and a number.
 """
 from __future__ import annotations
 
@@ -77,6 +79,18 @@ def time_field(value: str | datetime | None) -> str:
     return value.astimezone(CHINA).strftime("%Y年%m月%d日 %H:%M")
 
 
+def amount_field(fen: Any) -> str:
+    """An `amount` field: ¥ and yuan with two decimals (¥12.50)."""
+    try:
+        return f"¥{int(fen) / 100:.2f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def _donation_page(payload: Mapping[str, Any]) -> str:
+    return f"pages/donations/detail?id={payload.get('donation_id', '')}"
+
+
 def _claim_page(payload: Mapping[str, Any]) -> str:
     return f"pages/claims/detail?id={payload['claim_id']}"
 
@@ -113,6 +127,12 @@ TEMPLATES: dict[str, Template] = {
         "WECHAT_TEMPLATE_WISH_FULFILLED", _wish_page,
         lambda p: {"thing1": thing(p["wish_title"]), "phrase2": phrase("已实现"),
                    "thing3": thing("感谢您的爱心，心愿已经实现")}),
+    "donation_thanks": Template(
+        "WECHAT_TEMPLATE_DONATION_THANKS", _donation_page,
+        lambda p: {"thing1": thing(p.get("wish_title") or "505公益基金"),
+                   "amount2": amount_field(p.get("amount_fen")),
+                   "date3": time_field(p.get("paid_at")),
+                   "thing4": thing("感谢爱心捐款，善款去向可在公开账本查询")}),
 }
 
 

@@ -1,0 +1,156 @@
+"""Disbursements: money out of the 505 fund, requested by one moderator and approved by another.
+
+Approval is where money moves: in one transaction the fund is locked and its derived balance
+checked (app.fund.books.take_out), the books record cash out, and a `disbursement` entry joins
+the open ledger. Two approvals racing for the same balance are serialized by that lock, so the
+fund never pays out more than it holds.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from app.auth.models import MODERATOR, User
+from app.errors import AppError
+from app.extensions import db
+from app.fund import books
+from app.fund.errors import fund_error, insufficient
+from app.fund.models import Disbursement, DisbursementTransition
+from app.ledger import entries, log as ledger
+from app.notifications.service import notify_staff
+from app.pagination import Page, keyset_page
+from app.types import utcnow
+from app.wishes.models import Wish
+from app.wishes.pii_scan import find_pii
+
+log = logging.getLogger(__name__)
+
+FUND_NAME = "505公益基金"
+
+# (status, action) -> status after
+TRANSITIONS: dict[tuple[str, str], str] = {
+    ("pending_approval", "approve"): "approved",
+    ("pending_approval", "reject"): "rejected",
+}
+LABELS = {"approve": "批准", "reject": "驳回"}
+
+
+def _not_found() -> AppError:
+    return AppError("not_found", 404, "未找到该拨付申请")
+
+
+def _move(item: Disbursement, action: str, actor_id: str, reason: str | None = None) -> None:
+    target = TRANSITIONS.get((item.status, action))
+    if target is None:
+        raise AppError("invalid_transition", 409,
+                       f"拨付申请当前状态为 {item.status}，不能{LABELS.get(action, action)}",
+                       extra={"current_status": item.status, "action": action})
+    db.session.add(DisbursementTransition(disbursement_id=item.id, from_status=item.status,
+                                          to_status=target, action=action, actor_id=actor_id,
+                                          reason=reason))
+    item.status = target
+    item.decided_at = utcnow()
+
+
+def _check_wish(wish_id: str | None) -> Wish | None:
+    if wish_id is None:
+        return None
+    wish = db.session.get(Wish, wish_id)
+    if wish is None or wish.status in ("draft", "pending_review", "rejected"):
+        raise AppError("validation_error", 422, "关联的心愿不存在或尚未发布",
+                       errors={"wish_id": ["未找到该心愿"]})
+    return wish
+
+
+def _check_public_text(purpose: str) -> None:
+    """The purpose is published in the open ledger: no phone, ID or card numbers in it."""
+    found = find_pii(purpose)
+    if found:
+        raise AppError("pii_in_text", 422, "拨付用途会公开显示在账本中，请删去其中的个人信息",
+                       errors={"purpose": [f"包含{f['kind']}：{f['text']}" for f in found]})
+
+
+def request_disbursement(moderator: User, data: dict[str, Any]) -> Disbursement:
+    """A moderator asks to pay out of the fund; 409 insufficient_funds above today's balance."""
+    amount = data["amount_fen"]
+    wish = _check_wish(data.get("wish_id"))
+    _check_public_text(data["purpose"])
+    current = books.balance()
+    if amount > current:
+        raise insufficient(current, amount)
+    item = Disbursement(amount_fen=amount, purpose=data["purpose"],
+                        wish_id=wish.id if wish else None, payee=data.get("payee"),
+                        note=data.get("note"), status="pending_approval",
+                        requested_by=moderator.id, requested_at=utcnow())
+    db.session.add(item)
+    db.session.flush()
+    db.session.add(DisbursementTransition(disbursement_id=item.id, from_status=None,
+                                          to_status="pending_approval", action="request",
+                                          actor_id=moderator.id))
+    others = db.session.execute(select(User.id).where(
+        User.role == MODERATOR, User.active.is_(True), User.id != moderator.id)).scalars()
+    notify_staff(list(others), "disbursement_requested", "拨付待审批",
+                 f"{moderator.display_name} 申请从505公益基金拨付 {amount / 100:.2f} 元"
+                 f"（{data['purpose'][:40]}），请另一位审核员审批。",
+                 {"disbursement_id": item.id}, f"disbursement-requested:{item.id}")
+    db.session.commit()
+    log.info("disbursement %s of %d fen requested by %s", item.id, amount, moderator.id)
+    return item
+
+
+def get_disbursement(disbursement_id: str, *, lock: bool = False) -> Disbursement:
+    query = select(Disbursement).where(Disbursement.id == disbursement_id)
+    if lock:
+        query = query.with_for_update(of=Disbursement)
+    item = db.session.execute(query).scalar_one_or_none()
+    if item is None:
+        raise _not_found()
+    return item
+
+
+def ledger_entry(item: Disbursement) -> dict:
+    wish = item.wish
+    return entries.entry("disbursement", wish_id=wish.id if wish else None,
+                         alias=wish.beneficiary.alias if wish else None, item=item.purpose,
+                         value_fen=item.amount_fen, at=item.decided_at or utcnow(),
+                         donor=FUND_NAME)
+
+
+def approve_disbursement(moderator: User, disbursement_id: str) -> Disbursement:
+    """A second moderator approves: books, ledger and status in one transaction."""
+    item = get_disbursement(disbursement_id, lock=True)
+    if item.requested_by == moderator.id:
+        db.session.rollback()
+        raise fund_error("second_approver_required", 403,
+                         "拨付须由申请人以外的另一位审核员批准")
+    if (item.status, "approve") not in TRANSITIONS:
+        _move(item, "approve", moderator.id)  # raises invalid_transition, nothing written
+    books.take_out(item.amount_fen)  # locks the fund; 409 if it no longer holds the amount
+    _move(item, "approve", moderator.id)
+    item.approved_by = moderator.id
+    books.record_disbursement(item.id, item.amount_fen)
+    item.ledger_index = ledger.append("disbursement", ledger_entry(item), "disbursement", item.id)
+    db.session.commit()
+    log.info("disbursement %s of %d fen approved by %s (ledger %d)", item.id, item.amount_fen,
+             moderator.id, item.ledger_index)
+    return item
+
+
+def reject_disbursement(moderator: User, disbursement_id: str, reason: str) -> Disbursement:
+    """Any moderator (the requester too, to withdraw it) may turn a request down."""
+    item = get_disbursement(disbursement_id, lock=True)
+    _move(item, "reject", moderator.id, reason)
+    item.reject_reason = reason
+    db.session.commit()
+    log.info("disbursement %s rejected by %s", item.id, moderator.id)
+    return item
+
+
+def list_disbursements(*, status: str | None, limit: int, cursor: str | None) -> Page:
+    query = select(Disbursement)
+    if status:
+        query = query.where(Disbursement.status == status)
+    return keyset_page(query, (Disbursement.requested_at, Disbursement.id), ("desc", "desc"),
+                       limit=limit, cursor=cursor, cursor_kind=f"disbursements:{status or ''}")

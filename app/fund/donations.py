@@ -1,0 +1,132 @@
+"""Money donations to the 505 fund: the donor's order, placed as a WeChat Pay JSAPI order.
+
+The pending donation is committed before WeChat Pay is called, so nothing is lost if the call
+(or this process) fails: the donation stays `pending_payment`, a retry with the same
+Idempotency-Key places the order again (WeChat Pay answers the same prepay_id for the same
+out_trade_no), and reconciliation closes what is never paid. Settling a paid order lives in
+app.fund.payments.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from app import idempotency, wechatpay
+from app.auth.models import MODERATOR, User
+from app.errors import AppError
+from app.extensions import db
+from app.fund.errors import fund_error
+from app.fund.models import Donation, DonationTransition
+from app.ledger.entries import donor_display
+from app.pagination import Page, keyset_page
+from app.types import new_id, utcnow
+from app.wishes.models import Wish
+
+log = logging.getLogger(__name__)
+
+FUND_NAME = "505公益基金"
+ORDER_DESCRIPTION = "505公益基金-爱心捐款"
+
+
+def _not_found() -> AppError:
+    return AppError("not_found", 404, "未找到该捐款")
+
+
+def audit(donation: Donation, source: str | None, action: str, actor_id: str | None,
+          reason: str | None = None, at: datetime | None = None) -> None:
+    db.session.add(DonationTransition(donation_id=donation.id, from_status=source,
+                                      to_status=donation.status, action=action,
+                                      actor_id=actor_id, reason=reason, at=at or utcnow()))
+
+
+def _check_amount(amount: int) -> None:
+    limit = current_app.config["DONATION_MAX_FEN"]
+    if amount > limit:
+        raise AppError("validation_error", 422, f"单笔捐款不能超过 {limit / 100:.2f} 元",
+                       errors={"amount_fen": [f"不能大于{limit}"]})
+
+
+def _check_wish(wish_id: str | None) -> Wish | None:
+    """A donation may name an open, visible wish it is meant for."""
+    if wish_id is None:
+        return None
+    wish = db.session.get(Wish, wish_id)
+    if wish is None or not wish.is_public:
+        raise AppError("validation_error", 422, "指定的心愿不存在",
+                       errors={"wish_id": ["未找到该心愿"]})
+    if wish.status != "open":
+        raise fund_error("wish_not_open", 409, "这个心愿当前不接受捐款，可以直接捐给505公益基金")
+    return wish
+
+
+def display_for(donation: Donation, donor: User | None = None) -> str:
+    """What the open ledger shows for this donor: `爱心人士`, or `陈*` if they chose to be named."""
+    donor = donor or db.session.get(User, donation.donor_id)
+    return donor_display(donor.display_name if donor else None, named=not donation.anonymous)
+
+
+def create_donation(donor: User, data: dict[str, Any], record=None) -> tuple[Donation, dict | None]:
+    """Record the pending donation (committed), then place its WeChat Pay order.
+    Returns the donation and the wx.requestPayment parameters."""
+    donation = open_donation(donor, data, record)
+    return donation, ensure_order(donation)
+
+
+def open_donation(donor: User, data: dict[str, Any], record=None) -> Donation:
+    """Check and commit the pending donation, before any call to WeChat Pay."""
+    amount = data["amount_fen"]
+    _check_amount(amount)
+    wish = _check_wish(data.get("wish_id"))
+    now = utcnow()
+    donation_id = new_id("don")  # 30 characters of [a-z0-9_]: a valid out_trade_no as it is
+    donation = Donation(
+        id=donation_id, out_trade_no=donation_id, donor_id=donor.id,
+        wish_id=wish.id if wish else None, amount_fen=amount,
+        anonymous=data.get("anonymous", True), receipt_requested=data.get("receipt_requested",
+                                                                          False),
+        status="pending_payment", created_at=now,
+        expires_at=now + timedelta(seconds=current_app.config["DONATION_ORDER_TTL_SECONDS"]))
+    db.session.add(donation)
+    db.session.flush()
+    audit(donation, None, "create", donor.id, at=now)
+    idempotency.attach(record, "donation", donation.id)
+    db.session.commit()
+    log.info("donation %s of %d fen opened by %s", donation.id, amount, donor.id)
+    return donation
+
+
+def ensure_order(donation: Donation) -> dict | None:
+    """The wx.requestPayment parameters of a pending donation, placing its order first if that
+    has not succeeded yet. None once the donation is paid."""
+    if donation.status == "paid":
+        return None
+    if donation.status == "closed" or donation.expires_at <= utcnow():
+        raise fund_error("donation_closed", 409, "这笔捐款的支付已超时关闭，请重新发起捐款")
+    if donation.prepay_id is None:
+        donor = db.session.get(User, donation.donor_id)
+        prepay_id = wechatpay.place_jsapi_order(
+            out_trade_no=donation.out_trade_no, description=ORDER_DESCRIPTION,
+            amount_fen=donation.amount_fen, payer_openid=donor.wechat_openid,
+            expires_at=donation.expires_at)
+        # Only this request holds the Idempotency-Key, so nobody else places this order now.
+        donation.prepay_id = prepay_id
+        db.session.commit()
+    return wechatpay.request_payment_params(donation.prepay_id)
+
+
+def get_donation_for(user: User, donation_id: str) -> Donation:
+    """Its donor or a moderator; anyone else gets 404, as if it did not exist."""
+    donation = db.session.get(Donation, donation_id)
+    if donation is None or (donation.donor_id != user.id and user.role != MODERATOR):
+        raise _not_found()
+    return donation
+
+
+def list_donations_of(donor: User, *, limit: int, cursor: str | None) -> Page:
+    query = select(Donation).where(Donation.donor_id == donor.id)
+    return keyset_page(query, (Donation.created_at, Donation.id), ("desc", "desc"), limit=limit,
+                       cursor=cursor, cursor_kind="my-donations")

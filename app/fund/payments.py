@@ -1,0 +1,151 @@
+"""Settling a paid WeChat Pay order: one function for the notification and for reconciliation.
+
+In one transaction, with the donation's row locked: the order must exist and belong to our
+merchant and app, the trade must have succeeded, and the amount must be the donation's. Any
+mismatch is 400 `payment_mismatch` and nothing is written (it is logged). The first success marks
+the donation paid, posts it to the books, appends its `money_donation` ledger entry and queues one
+thank-you to the donor; every later delivery of the same payment is acknowledged and changes
+nothing (the row lock orders simultaneous deliveries; the books, the ledger and the outbox are
+each unique on the donation as well).
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Mapping
+
+from flask import current_app
+from sqlalchemy import select
+
+from app import wechatpay
+from app.extensions import db
+from app.fund import books
+from app.fund.donations import FUND_NAME, audit, display_for
+from app.fund.errors import fund_error
+from app.fund.models import Donation
+from app.ledger import entries, log as ledger
+from app.notifications.service import notify_donor
+from app.types import isoformat, utcnow
+
+log = logging.getLogger(__name__)
+
+SUCCESS_EVENT = "TRANSACTION.SUCCESS"
+
+
+def handle_notification(headers: Mapping[str, str], body: bytes) -> Donation | None:
+    """POST /payments/wechatpay/notify: verify, decrypt, settle. Raises AppError to refuse."""
+    parsed = wechatpay.parse_notification(headers, body)
+    event_type = parsed["event"].get("event_type")
+    if event_type != SUCCESS_EVENT:
+        log.info("wechatpay notification of type %s acknowledged, nothing to do",
+                 str(event_type)[:64])
+        return None
+    return settle(parsed["transaction"], via="notification")
+
+
+def _mismatch(donation_id: str | None, out_trade_no: Any, via: str, problems: list[str]):
+    db.session.rollback()
+    log.warning("payment mismatch via %s for order %s (donation %s): %s; nothing written",
+                via, str(out_trade_no)[:64], donation_id, ", ".join(problems))
+    return fund_error("payment_mismatch", 400, "支付结果与订单不符，未做任何处理",
+                      extra={"problems": problems})
+
+
+def _problems(donation: Donation, tx: Mapping[str, Any]) -> list[str]:
+    config = current_app.config
+    found = []
+    if tx.get("mchid") != config.get("WECHATPAY_MCH_ID"):
+        found.append("mchid")
+    if tx.get("appid") != config.get("WECHATPAY_APP_ID"):
+        found.append("appid")
+    if tx.get("trade_state") != "SUCCESS":
+        found.append("trade_state")
+    amount = tx.get("amount") if isinstance(tx.get("amount"), dict) else {}
+    total = amount.get("total")
+    if not isinstance(total, int) or isinstance(total, bool) or total != donation.amount_fen:
+        found.append("amount")
+    if amount.get("currency", "CNY") != "CNY":
+        found.append("currency")
+    tid = tx.get("transaction_id")
+    if not isinstance(tid, str) or not tid or len(tid) > 64:
+        found.append("transaction_id")
+    return found
+
+
+def _paid_at(tx: Mapping[str, Any]) -> datetime:
+    value = tx.get("success_time")
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return utcnow()
+    return moment if moment.tzinfo else utcnow()
+
+
+def ledger_entry(donation: Donation) -> dict:
+    wish = donation.wish
+    return entries.entry(
+        "money_donation", wish_id=wish.id if wish else None,
+        alias=wish.beneficiary.alias if wish else None,
+        item=(wish.item or wish.title) if wish else FUND_NAME, value_fen=donation.amount_fen,
+        at=donation.paid_at, donor=display_for(donation))
+
+
+def _thank(donation: Donation) -> None:
+    wish = donation.wish
+    notify_donor(donation.donor_id, "donation_thanks", {
+        "donation_id": donation.id, "amount_fen": donation.amount_fen,
+        "paid_at": isoformat(donation.paid_at),
+        "wish_title": wish.title if wish else FUND_NAME,
+    }, f"donation-thanks:{donation.id}")
+
+
+def settle(tx: Mapping[str, Any], *, via: str) -> Donation:
+    """Apply a successful transaction to its donation, exactly once."""
+    out_trade_no = tx.get("out_trade_no")
+    donation = None
+    if isinstance(out_trade_no, str):
+        donation = db.session.execute(
+            select(Donation).where(Donation.out_trade_no == out_trade_no)
+            .with_for_update(of=Donation)).scalar_one_or_none()
+    if donation is None:
+        raise _mismatch(None, out_trade_no, via, ["out_trade_no"])
+    problems = _problems(donation, tx)
+    if problems:
+        raise _mismatch(donation.id, out_trade_no, via, problems)
+    if donation.status == "paid":
+        if donation.transaction_id != tx["transaction_id"]:
+            raise _mismatch(donation.id, out_trade_no, via, ["transaction_id"])
+        db.session.rollback()  # a repeat delivery: acknowledged, nothing changes
+        log.info("donation %s: repeated payment notice via %s acknowledged", donation.id, via)
+        return donation
+    source = donation.status
+    if source == "closed":  # the money arrived after all: it counts
+        log.warning("donation %s was closed but WeChat Pay reports it paid; settling", donation.id)
+    donation.status = "paid"
+    donation.transaction_id = tx["transaction_id"]
+    donation.paid_at = _paid_at(tx)
+    audit(donation, source, "pay", None, reason=f"via {via}")
+    books.record_donation(donation.id, donation.amount_fen)
+    donation.ledger_index = ledger.append("money_donation", ledger_entry(donation), "donation",
+                                          donation.id)
+    _thank(donation)
+    db.session.commit()
+    log.info("donation %s paid: %d fen via %s (ledger %d)", donation.id, donation.amount_fen,
+             via, donation.ledger_index)
+    return donation
+
+
+def close_donation(donation_id: str, reason: str) -> bool:
+    """Close a pending donation that will not be paid. False if it is no longer pending."""
+    donation = db.session.execute(
+        select(Donation).where(Donation.id == donation_id)
+        .with_for_update(of=Donation)).scalar_one_or_none()
+    if donation is None or donation.status != "pending_payment":
+        db.session.rollback()
+        return False
+    donation.status = "closed"
+    donation.closed_at = utcnow()
+    audit(donation, "pending_payment", "close", None, reason=reason)
+    db.session.commit()
+    log.info("donation %s closed (%s)", donation.id, reason)
+    return True
