@@ -26,6 +26,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.session_interface = _NoCookieSession()
+    if app.config["TRUSTED_PROXY_COUNT"]:
+        # request.remote_addr (rate limits, login throttle) from the trusted hops only
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXY_COUNT"],
+                                x_proto=0, x_host=0, x_port=0, x_prefix=0)
 
     app.config.update(
         API_TITLE=API_TITLE,
@@ -78,6 +83,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         response.vary.add("Authorization")
         return response
 
+    from app import ratelimit
+    ratelimit.init_app(app)  # after every route is registered: it wraps the limited views
+
     from app.cli import register_cli
     register_cli(app)
     return app
@@ -102,6 +110,7 @@ def _import_models() -> None:
     from app.claims import models as _claims  # noqa: F401
     from app.notifications import models as _notifications  # noqa: F401
     from app.ledger import models as _ledger  # noqa: F401
+    from app.fund import models as _fund  # noqa: F401
     from app import idempotency as _idempotency  # noqa: F401
 
 

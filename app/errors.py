@@ -6,12 +6,15 @@ traceback, SQL or a path: it is logged with a request id and the client sees onl
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import uuid
 from typing import Any
 
+import redis
 from flask import Flask, g, json, request
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ TITLES: dict[str, str] = {
     "rate_limited": "请求过于频繁，请稍后再试",
     "internal_error": "服务器内部错误",
     "service_unavailable": "服务暂时不可用",
+    "database_unavailable": "数据库暂时不可用，请稍后重试",
     "invalid_transition": "当前状态不允许此操作",
     "invalid_cursor": "分页游标无效",
     "invalid_credentials": "用户名或密码错误",
@@ -149,9 +153,23 @@ def translate_message(message: str) -> str:
     return message
 
 
+# A hostile body can fail validation in many places at once (60,000 unknown keys, a list of
+# 100,000 bad items): the problem names the first few, so the answer stays small.
+MAX_ERROR_ENTRIES = 20
+MORE_ERRORS_KEY = "…"
+
+
+def _first_entries(messages: dict) -> dict:
+    if len(messages) <= MAX_ERROR_ENTRIES:
+        return messages
+    kept = dict(itertools.islice(messages.items(), MAX_ERROR_ENTRIES))
+    kept[MORE_ERRORS_KEY] = [f"另有 {len(messages) - MAX_ERROR_ENTRIES} 项错误未列出"]
+    return kept
+
+
 def _translate(messages: Any) -> Any:
     if isinstance(messages, dict):
-        return {str(k): _translate(v) for k, v in messages.items()}
+        return {str(k): _translate(v) for k, v in _first_entries(messages).items()}
     if isinstance(messages, list):
         return [_translate(m) for m in messages]
     if isinstance(messages, str):
@@ -165,10 +183,10 @@ def flatten_validation_messages(messages: dict[str, Any]) -> dict[str, Any]:
     for location, fields in messages.items():
         if isinstance(fields, dict):
             for name, value in fields.items():
-                flat[str(name)] = _translate(value)
+                flat[str(name)] = value
         else:
-            flat[location] = _translate(fields)
-    return flat
+            flat[location] = fields
+    return _translate(flat)
 
 
 _HTTP_CODES = {
@@ -190,6 +208,22 @@ def request_id() -> str:
     if "request_id" not in g:
         g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
     return g.request_id
+
+
+def is_transient_outage(exc: BaseException) -> bool:
+    """A lost or refused connection to PostgreSQL or Redis (not a bug in our SQL): the pool
+    (pre-ping) and redis-py reconnect on the next request, so the client should just retry."""
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)):
+        return True  # disconnects, refused connections, pool exhausted, lock/statement timeouts
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError))
+
+
+def is_json_too_deep(exc: BaseException) -> bool:
+    """json.loads (in webargs or request.get_json) on a body nested thousands of levels deep runs
+    out of stack: that is the client's malformed body, not our bug. The C decoder names it."""
+    return isinstance(exc, RecursionError) and "decoding a JSON" in str(exc)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -214,7 +248,7 @@ def register_error_handlers(app: Flask) -> None:
             code, detail = "malformed_json", "请求内容不是有效的 JSON，请检查格式"
         elif status == 422 and messages:
             errors = flatten_validation_messages(messages)
-            detail = "以下字段有误：" + "、".join(errors)
+            detail = "以下字段有误：" + "、".join(k for k in errors if k != MORE_ERRORS_KEY)
         elif status == 405:
             detail = f"该地址不支持 {request.method} 方法"
         elif status == 413:
@@ -226,7 +260,26 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unhandled(exc: Exception):
+        if is_json_too_deep(exc):
+            return problem(400, "malformed_json", "请求内容嵌套层数过深，不是可接受的 JSON")
+        if is_transient_outage(exc):
+            return _unavailable(exc)
         return _server_error(exc)
+
+    def _unavailable(exc: BaseException):
+        """The database or Redis went away mid-request (restart, failover, a killed backend): a
+        clean 503 the client may retry (with the same Idempotency-Key), never a 500."""
+        rid = request_id()
+        database = not isinstance(exc, redis.RedisError)
+        log.warning("%s unavailable on %s %s [request %s]: %s",
+                    "database" if database else "redis", request.method, request.path, rid,
+                    type(exc).__name__)
+        if database:
+            return problem(503, "database_unavailable",
+                           f"数据库连接中断，请稍后重试（请求编号 {rid}）",
+                           headers={"Retry-After": "1"}, extra={"request_id": rid})
+        return problem(503, "service_unavailable", f"服务暂时不可用，请稍后重试（请求编号 {rid}）",
+                       headers={"Retry-After": "1"}, extra={"request_id": rid})
 
     def _server_error(exc: BaseException):
         rid = request_id()

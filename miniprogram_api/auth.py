@@ -4,6 +4,7 @@ from flask_smorest import Blueprint
 
 from app.auth import service
 from app.auth.policy import PUBLIC, allow, require_user
+from app.ratelimit import rate_limited
 from miniprogram_api.schemas import MeOut, StaffLoginIn, TokenOut, WechatLoginIn
 
 blp = Blueprint("auth", __name__, description="登录与个人信息")
@@ -11,6 +12,7 @@ blp.url_prefix_rel = ""
 
 
 @blp.route("/auth/wechat", methods=["POST"])
+@rate_limited("login", keys=("address",))
 @blp.arguments(WechatLoginIn)
 @blp.response(200, TokenOut)
 @allow(PUBLIC)
@@ -20,6 +22,7 @@ def login_wechat(body):
 
 
 @blp.route("/auth/staff", methods=["POST"])
+@rate_limited("login", keys=("address", "username"))
 @blp.arguments(StaffLoginIn)
 @blp.response(200, TokenOut)
 @allow(PUBLIC)

@@ -9,6 +9,7 @@ from marshmallow import fields, validate
 from app.auth.policy import allow, require_user
 from app.claims import service
 from app.extensions import db
+from app.ratelimit import rate_limited
 from app.claims.models import Claim
 from miniprogram_api.idempotent import current_record, idempotent
 from miniprogram_api.schemas import PageArgs, PublicWishCard, UTCDateTime, page_schema
@@ -54,6 +55,7 @@ def _render_claim(claim_id: str) -> Response:
 
 
 @blp.route("/wishes/<wish_id>/claims", methods=["POST"])
+@rate_limited("claims")
 @blp.response(201, ClaimOut)
 @blp.alt_response(409, description="wish_already_claimed / wish_not_open / claim_limit_reached")
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])

@@ -7,7 +7,7 @@ from marshmallow import fields, validate
 
 from app.auth.policy import allow, require_user
 from app.notifications import credits, inbox
-from miniprogram_api.schemas import PageArgs, UTCDateTime, page_schema
+from miniprogram_api.schemas import BoundedList, PageArgs, UTCDateTime, page_schema
 
 blp = Blueprint("notifications", __name__, description="通知：工作人员站内信与订阅消息授权")
 blp.url_prefix_rel = ""
@@ -34,10 +34,10 @@ NotificationPage = page_schema(NotificationOut, "NotificationPage")
 
 class SubscriptionsIn(ma.Schema):
     # wx.requestSubscribeMessage takes at most 3 one-time templates per call.
-    template_ids = fields.List(_TEMPLATE_ID, required=True,
+    template_ids = BoundedList(_TEMPLATE_ID, required=True,
                                validate=validate.Length(min=1, max=3),
                                metadata={"description": "本次 wx.requestSubscribeMessage 请求的模板"})
-    accepted = fields.List(_TEMPLATE_ID, required=True, validate=validate.Length(max=3),
+    accepted = BoundedList(_TEMPLATE_ID, required=True, validate=validate.Length(max=3),
                            metadata={"description": "用户选择“允许”（accept）的模板"})
 
 

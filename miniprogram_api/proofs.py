@@ -17,6 +17,7 @@ from app.extensions import db
 from app.media import images
 from app.media.signing import verify
 from app.media.storage import content_type_for, get_storage
+from app.ratelimit import rate_limited
 from miniprogram_api.claims import IDEMPOTENCY_HEADER
 from miniprogram_api.idempotent import current_record, idempotent
 from miniprogram_api.schemas import UTCDateTime
@@ -83,6 +84,7 @@ def upload_limit(view):
 
 
 @blp.route("/claims/<claim_id>/proofs", methods=["POST"])
+@rate_limited("uploads")
 @upload_limit
 @blp.arguments(ProofForm, location="form")
 @blp.arguments(ProofFiles, location="files")

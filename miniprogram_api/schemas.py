@@ -9,10 +9,10 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from app.beneficiaries.models import CATEGORIES, CONSENT_KINDS, LEVELS
+from app.beneficiaries.models import CATEGORIES, CONSENT_KINDS, LEVELS, MAX_AGE
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.regions import REGION_RE
-from app.types import isoformat
+from app.types import isoformat, utcnow
 from app.wishes.models import KINDS, STATUSES
 
 
@@ -21,6 +21,18 @@ class UTCDateTime(fields.DateTime):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return isoformat(value)
+
+
+class BoundedList(fields.List):
+    """A list whose `validate.Length(max=...)` is checked before its items: a body of 100,000
+    bad items costs one message, not 100,000 item validations and a 12 MB problem."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        limits = [v.max for v in self.validators
+                  if isinstance(v, validate.Length) and v.max is not None]
+        if limits and isinstance(value, (list, tuple)) and len(value) > min(limits):
+            raise ma.ValidationError(f"Longer than maximum length {min(limits)}.")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 RegionCode = lambda **kw: fields.String(  # noqa: E731 - a field factory
@@ -42,7 +54,11 @@ class ProblemSchema(ma.Schema):
 class PageArgs(ma.Schema):
     limit = fields.Integer(load_default=DEFAULT_LIMIT,
                            validate=validate.Range(min=1, max=MAX_LIMIT))
-    cursor = fields.String(load_default=None, validate=validate.Length(max=512))
+    # a `next_cursor` as issued (URL-safe base64 and dots, app/pagination.py): any valid cursor
+    # fits in a URL, and a cursor of other characters is refused before it is decoded
+    cursor = fields.String(load_default=None, validate=[
+        validate.Length(max=512),
+        validate.Regexp(r"^[A-Za-z0-9_.-]*$", error="分页游标无效")])
 
 
 def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
@@ -91,13 +107,13 @@ class StaffOut(MeOut):
 class StaffUpdateIn(ma.Schema):
     active = fields.Boolean()
     role = fields.String(validate=validate.OneOf(["caseworker", "moderator", "admin"]))
-    regions = fields.List(RegionCode(), validate=validate.Length(max=50))
+    regions = BoundedList(RegionCode(), validate=validate.Length(max=50))
 
 
 # --- beneficiaries -----------------------------------------------------------------------------
 
 class AssessmentIn(ma.Schema):
-    categories = fields.List(fields.String(validate=validate.OneOf(CATEGORIES)), required=True,
+    categories = BoundedList(fields.String(validate=validate.OneOf(CATEGORIES)), required=True,
                              validate=validate.Length(min=1, max=len(CATEGORIES)))
     level = fields.String(required=True, validate=validate.OneOf(LEVELS))
 
@@ -109,17 +125,32 @@ class ConsentIn(ma.Schema):
     notice_version = fields.String(required=True, validate=validate.Length(min=1, max=32))
 
 
+class BirthYear(validate.Range):
+    """0 to MAX_AGE years old this year, as app.beneficiaries.service enforces it. The bounds are
+    read each time (when checking, and when the OpenAPI document is built), so they follow the
+    calendar in a long-running process."""
+
+    def __init__(self) -> None:
+        super().__init__(error="出生年份不合理")
+
+    min = property(lambda self: utcnow().year - MAX_AGE, lambda self, value: None)
+    max = property(lambda self: utcnow().year, lambda self, value: None)
+
+
 class BeneficiaryIn(ma.Schema):
     real_name = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    id_number = fields.String(validate=validate.Length(equal=18))
+    # the format; the check character is verified by the service (GB 11643)
+    id_number = fields.String(validate=[validate.Length(equal=18),
+                                        validate.Regexp(r"^[0-9]{17}[0-9Xx]$",
+                                                        error="身份证号码格式不正确")])
     phone = fields.String(validate=validate.Regexp(r"^[0-9+\- ]{5,20}$",
                                                    error="电话号码格式不正确"))
     address = fields.String(validate=validate.Length(min=1, max=200))
-    birth_year = fields.Integer(required=True, validate=validate.Range(min=1890, max=2100))
+    birth_year = fields.Integer(required=True, validate=BirthYear())
     region_code = RegionCode(required=True)
     alias = fields.String(required=True, validate=validate.Length(min=1, max=32))
     assessment = fields.Nested(AssessmentIn, required=True)
-    consents = fields.List(fields.Nested(ConsentIn), required=True,
+    consents = BoundedList(fields.Nested(ConsentIn), required=True,
                            validate=validate.Length(min=1, max=10))
 
 

@@ -1,5 +1,6 @@
 """Staff account administration (admin only). Accounts are created on the command line."""
 from flask_smorest import Blueprint
+from werkzeug.routing import BaseConverter
 
 from app.auth import service
 from app.auth.policy import allow
@@ -7,6 +8,23 @@ from miniprogram_api.schemas import StaffOut, StaffUpdateIn
 
 blp = Blueprint("staff", __name__, description="工作人员账号管理（管理员）")
 blp.url_prefix_rel = ""
+
+
+class UserIdConverter(BaseConverter):
+    """A user id as app.types.new_id makes them. `/staff/<user_id>` must not also match other
+    `/staff/...` paths: with a plain string, `/staff/wishes` (a caseworker's list) matched it too,
+    and answered OPTIONS with `Allow: GET, PATCH` and PATCH with a 404."""
+
+    regex = USER_ID_PATTERN = r"usr_[a-z2-7]{26}"
+
+
+def user_id_schema(converter: UserIdConverter) -> dict:
+    return {"type": "string", "pattern": f"^{UserIdConverter.USER_ID_PATTERN}$"}
+
+
+# Registered before the routes below are added (deferred functions run in order).
+blp.record_once(lambda state: state.app.url_map.converters.setdefault("user_id",
+                                                                       UserIdConverter))
 
 
 @blp.route("/staff", methods=["GET"])
@@ -17,7 +35,7 @@ def list_staff():
     return service.list_staff()
 
 
-@blp.route("/staff/<user_id>", methods=["PATCH"])
+@blp.route("/staff/<user_id:user_id>", methods=["PATCH"])
 @blp.arguments(StaffUpdateIn)
 @blp.response(200, StaffOut)
 @allow("admin")

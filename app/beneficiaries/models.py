@@ -18,6 +18,7 @@ LEVELS = ("red", "orange", "yellow", "blue")  # most urgent first
 LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
 CONSENT_KINDS = ("sensitive_data", "publication", "guardian")
 GUARDIAN_AGE = 14
+MAX_AGE = 130  # a birth year more than this many years ago is a typing error
 IDENTITY_FIELDS = ("real_name", "id_number", "phone", "address")
 
 

@@ -12,7 +12,7 @@ from app import pii
 from app.auth.models import User
 from app.auth.policy import in_scope, scope_prefixes
 from app.beneficiaries.models import (
-    GUARDIAN_AGE, IDENTITY_FIELDS, Beneficiary, Consent, PiiAccess,
+    GUARDIAN_AGE, IDENTITY_FIELDS, MAX_AGE, Beneficiary, Consent, PiiAccess,
 )
 from app.errors import AppError
 from app.extensions import db
@@ -57,7 +57,7 @@ def create_beneficiary(actor: User, data: dict[str, Any]) -> Beneficiary:
                            errors={"id_number": ["身份证号码无效"]})
     now = utcnow()
     age = now.year - data["birth_year"]
-    if not 0 <= age <= 130:
+    if not 0 <= age <= MAX_AGE:
         raise AppError("validation_error", 422, "出生年份不合理",
                        errors={"birth_year": ["出生年份不合理"]})
     kinds = {c["kind"] for c in data["consents"]}

@@ -257,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(wishes)} open wishes, {len(tokens)} tokens")
         env = harness.app_env(url, args.redis, SECRET_KEY=common.BENCH_SECRET_KEY,
                               CLAIM_ACTIVE_LIMIT=str(args.active_limit),
+                              # thousands of claims from 127.0.0.1: throughput, not abuse limits
+                              RATELIMIT_CLAIMS_USER="100000/minute",
+                              RATELIMIT_CLAIMS_ADDRESS="1000000/minute",
                               INSTANCE_PATH=str(work / "instance"))
         server = gunicorn.start("claims-app", "wsgi:app", env, "/api/v1/healthz", work)
         conns = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)

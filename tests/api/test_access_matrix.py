@@ -60,7 +60,7 @@ MATRIX = [
         body={"username": SPARE_STAFF, "password": PASSWORD}),
     Row("GET", f"{P}/me",                                 "U A A A A A"),
     Row("GET", f"{P}/staff",                              "U F F F F A"),
-    Row("PATCH", f"{P}/staff/<user_id>",                  "U F F F F A",
+    Row("PATCH", f"{P}/staff/<user_id:user_id>",          "U F F F F A",
         target="staff", body={"active": True}),
     # Creating in a region outside one's scope is refused outright (the region is the caller's
     # own input, not an object they are probing for).
@@ -119,6 +119,12 @@ MATRIX = [
     # Without their query parameters the proofs are refused for everyone alike (never 401/403).
     Row("GET", f"{P}/ledger/proof/inclusion",             "V V V V V V"),
     Row("GET", f"{P}/ledger/proof/consistency",           "V V V V V V"),
+    # The same ledger as a C2SP tlog-tiles log for mirrors; the checkpoint row needs one signed
+    # (the /ledger/checkpoint row above signs on demand), the tiles a covered partial tile.
+    Row("GET", f"{P}/ledger/tlog/checkpoint",             "A A A A A A"),
+    Row("GET", f"{P}/ledger/tlog/tile/<path:tile>",       "A A A A A A", target="tlog_tile"),
+    Row("GET", f"{P}/ledger/tlog/tile/entries/<path:bundle>", "A A A A A A",
+        target="tlog_bundle"),
     Row("GET", f"{P}/stats",                              "A A A A A A"),
     Row("GET", f"{P}/me/notifications",                   "U F A A A A"),
     # The target is a notification in cw_in's inbox: anyone else's reads as missing.
@@ -126,6 +132,26 @@ MATRIX = [
     Row("GET", f"{P}/me/subscriptions",                   "U A F F F F"),
     Row("POST", f"{P}/me/subscriptions",                  "U A F F F F",
         body={"template_ids": ["tmpl-matrix"], "accepted": ["tmpl-matrix"]}),
+    # The 505 fund. A donation target belongs to `donor`; `other_donation` to another donor.
+    Row("POST", f"{P}/donations",                         "U A F F F F", idempotent=True,
+        body={"amount_fen": 100, "anonymous": True, "receipt_requested": False}),
+    Row("GET", f"{P}/donations/<donation_id>",            "U A F F A F", target="donation"),
+    Row("GET", f"{P}/donations/<donation_id>",            "U N F F A F", target="other_donation",
+        variant="another donor's"),
+    Row("GET", f"{P}/me/donations",                       "U A F F F F"),
+    # WeChat Pay calls it with no token: a correctly signed notice is what it checks, not who.
+    Row("POST", f"{P}/payments/wechatpay/notify",         "A A A A A A",
+        body=lambda world: world.payment_notice()),
+    Row("POST", f"{P}/disbursements",                     "U F F F A F",
+        body=lambda world: world.funded({"amount_fen": 100, "purpose": "为林阿婆购买轮椅"})),
+    Row("GET", f"{P}/disbursements",                      "U F F F A F"),
+    Row("GET", f"{P}/disbursements/<disbursement_id>",    "U F F F A F", target="disbursement"),
+    Row("POST", f"{P}/disbursements/<disbursement_id>/approve", "U F F F A F",
+        target="disbursement"),
+    Row("POST", f"{P}/disbursements/<disbursement_id>/reject", "U F F F A F",
+        target="disbursement", body={"reason": "材料不全"}),
+    Row("POST", f"{P}/ledger/reversals",                  "U F F F A F",
+        body=lambda world: {"index": int(world.make("ledger_entry")), "reason": "录入有误"}),
 ]
 
 
@@ -167,6 +193,12 @@ class World:
             return self.actors.beneficiary(self.cw_in)["id"]
         if target == "ledger_entry":
             return self._ledger_entry()
+        if target in ("tlog_tile", "tlog_bundle"):
+            return self._tlog_tile(target)
+        if target in ("donation", "other_donation"):
+            return self._donation(self.donor if target == "donation" else self.actors.donor())
+        if target == "disbursement":
+            return self._disbursement()
         if target in ("claim", "other_claim", "delivered", "media"):
             return self._claim_target(target)
         build: dict[str, Callable[[], dict]] = {
@@ -207,6 +239,51 @@ class World:
             process_proof(res.get_json()["id"])
             url = links(db.session.get(Proof, res.get_json()["id"]))["image_url"]
         return url[len("/api/v1/media/"):]
+
+    # --- the 505 fund ------------------------------------------------------------------------
+
+    def _donation(self, owner, amount_fen: int = 100) -> str:
+        import uuid
+
+        res = self.actors.client.post(
+            "/api/v1/donations", json={"amount_fen": amount_fen, "anonymous": True,
+                                       "receipt_requested": False},
+            headers={**owner.headers, "Idempotency-Key": str(uuid.uuid4())})
+        assert res.status_code == 201, res.get_json()
+        return res.get_json()["id"]
+
+    def payment_notice(self) -> tuple[dict, bytes]:
+        """(headers, body) of a correctly signed payment notification for a new donation."""
+        return self.wechatpay.pay(self._donation(self.donor))
+
+    def funded(self, body: dict) -> dict:
+        """Pay enough into the fund for `body`'s amount first."""
+        headers, notice = self.wechatpay.pay(self._donation(self.donor, body["amount_fen"]))
+        res = self.actors.client.post("/api/v1/payments/wechatpay/notify", data=notice,
+                                      headers=headers)
+        assert res.status_code == 200, res.get_json()
+        return body
+
+    def _disbursement(self) -> str:
+        """A pending disbursement requested by another moderator (so `mod` may approve it)."""
+        if not hasattr(self, "mod2"):
+            self.mod2 = self.actors.moderator()
+        res = self.actors.client.post("/api/v1/disbursements", headers=self.mod2.headers,
+                                      json=self.funded({"amount_fen": 100, "purpose": "购买棉被"}))
+        assert res.status_code == 201, res.get_json()
+        return res.get_json()["id"]
+
+    def _tlog_tile(self, target: str) -> str:
+        """The first level-0 tile (or its entry bundle) of a freshly signed checkpoint, as the
+        part of its tlog path after tile/ (or tile/entries/)."""
+        from app.ledger import log, tiles
+
+        self._ledger_entry()
+        with self.app.app_context():
+            log.checkpoint()
+            width = min(tiles.published_size(), tiles.WIDTH)
+        tile = tiles.Tile(0 if target == "tlog_tile" else None, 0, width)
+        return tile.path.split("/", 2)[2] if tile.level is None else tile.path.split("/", 1)[1]
 
     def _ledger_entry(self) -> str:
         import secrets
@@ -254,6 +331,9 @@ def _call(client, world: World, row: Row, caller: str, object_id: str | None):
         kwargs["headers"]["Idempotency-Key"] = str(uuid.uuid4())
     if body is not None and row.multipart:
         kwargs.update(data=body, content_type="multipart/form-data")
+    elif isinstance(body, tuple):  # (headers, raw bytes): a signed payment notification
+        kwargs["headers"].update(body[0])
+        kwargs["data"] = body[1]
     elif body is not None:
         kwargs["json"] = body
     return client.open(_path(row.rule, object_id), method=row.method, **kwargs)
@@ -272,10 +352,16 @@ def _mismatch(row: Row, caller: str, want: str, res) -> str | None:
     return f"{row.method} {row.rule} {row.variant} as {caller}: want {wanted}, got {got} {code}"
 
 
-def test_every_route_answers_each_caller_as_the_matrix_says(client, app, actors, monkeypatch):
+def test_every_route_answers_each_caller_as_the_matrix_says(client, app, actors, monkeypatch,
+                                                           fake_wechatpay):
     # One donor owns many claims here; the active-claim limit is tested on its own elsewhere.
     monkeypatch.setitem(app.config, "CLAIM_ACTIVE_LIMIT", 1000)
+    # ... and many requests of one caller in a minute; abuse limits: tests/api/test_rate_limits.py
+    for name in [n for n in app.config if n.startswith("RATELIMIT_") and n.endswith(
+            ("_USER", "_ADDRESS", "_USERNAME"))]:
+        monkeypatch.setitem(app.config, name, "100000/minute")
     world = World(app, actors)
+    world.wechatpay = fake_wechatpay
     mismatches = []
     for row in MATRIX:
         for caller, want in row.expected().items():

@@ -17,7 +17,8 @@ BODYLESS = {("post", "/api/v1/wishes/{wish_id}/submit"),
             ("post", "/api/v1/me/notifications/{notification_id}/read"),
             ("post", "/api/v1/wishes/{wish_id}/claims"),
             ("post", "/api/v1/claims/{claim_id}/release"),
-            ("post", "/api/v1/claims/{claim_id}/confirm")}
+            ("post", "/api/v1/claims/{claim_id}/confirm"),
+            ("post", "/api/v1/disbursements/{disbursement_id}/approve")}
 # Operations whose body is multipart/form-data (photo uploads), not JSON.
 MULTIPART = {("post", "/api/v1/claims/{claim_id}/proofs")}
 
@@ -186,3 +187,18 @@ def test_error_responses_are_documented_as_problem_json(app, doc):
             assert {"type", "title", "status", "detail", "code", "errors"} <= set(props)
             assert props["code"]["type"] == "string" and props["status"]["type"] == "integer"
             assert schema.get("additionalProperties") is not False  # e.g. a 500's request_id
+
+
+def test_tlog_tiles_are_documented_as_bytes_and_the_checkpoint_as_text(doc):
+    """The C2SP tlog-tiles routes answer with raw bytes (hash tiles, entry bundles) and a signed
+    note in text, not JSON; a tile the signed checkpoint does not cover is a 404 problem."""
+    base = "/api/v1/ledger/tlog"
+
+    def success(path: str) -> dict:
+        return doc["paths"][path]["get"]["responses"]["200"]["content"]
+
+    assert success(f"{base}/checkpoint") == {"text/plain": {"schema": {"type": "string"}}}
+    for path in (f"{base}/tile/{{tile}}", f"{base}/tile/entries/{{bundle}}"):
+        assert success(path) == {"application/octet-stream": {
+            "schema": {"type": "string", "format": "binary"}}}
+        assert "404" in doc["paths"][path]["get"]["responses"]
