@@ -52,6 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.extensions import api, db, migrate
 
     db.init_app(app)
+    _close_sessions_after_outages(app, db)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..",
                                                      "migrations"))
     redis_url = app.config["REDIS_URL"]
@@ -89,6 +90,36 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.cli import register_cli
     register_cli(app)
     return app
+
+
+def _close_sessions_after_outages(app: Flask, db) -> None:
+    """End each request's session even when its connection was killed.
+
+    Flask-SQLAlchemy's own teardown rolls the session back, and a rollback on a connection the
+    server has closed raises: the answer already made (often a success that committed) would be
+    thrown away for gunicorn's bare HTML 500. Teardowns run in reverse order of registration, so
+    this one runs first: on a lost connection it invalidates the session's connections (the pool
+    drops them, nothing is sent to the dead socket) and removes the session; Flask-SQLAlchemy's
+    teardown then has nothing left to do. Whatever was not committed was rolled back by the
+    server when the connection ended."""
+    from app.errors import is_transient_outage
+
+    @app.teardown_appcontext
+    def _remove_session(exc):
+        try:
+            db.session.remove()
+        except Exception as error:  # noqa: BLE001 - only outages are swallowed
+            if not is_transient_outage(error):
+                raise
+            logging.getLogger(__name__).warning(
+                "database connection lost while ending a session (%s); connection discarded",
+                type(error).__name__)
+            try:
+                db.session.invalidate()
+            except Exception:  # noqa: BLE001 - the connection is gone either way
+                logging.getLogger(__name__).debug("invalidate after a lost connection failed",
+                                                  exc_info=True)
+            db.session.registry.clear()
 
 
 class _NoCookieSession(SessionInterface):

@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Processes:
-    def __init__(self, database_url: str, redis_url: str, folder: Path) -> None:
+    def __init__(self, database_url: str, redis_url: str, folder: Path,
+                 defaults: dict[str, str] | None = None) -> None:
         self.database_url, self.redis_url, self.folder = database_url, redis_url, folder
+        self.defaults = dict(defaults or {})  # settings every process gets unless overridden
         self.procs: list[subprocess.Popen] = []
 
     def env(self, **settings: str) -> dict[str, str]:
@@ -26,7 +28,8 @@ class Processes:
                if k not in ("DATABASE_URL", "REDIS_URL", "INSTANCE_PATH", "APP_ENV")}
         env.update(DATABASE_URL=self.database_url, REDIS_URL=self.redis_url,
                    APP_ENV="development", INSTANCE_PATH=str(self.folder / "instance"),
-                   PYTHONUNBUFFERED="1", **{k: str(v) for k, v in settings.items()})
+                   PYTHONUNBUFFERED="1",
+                   **{k: str(v) for k, v in {**self.defaults, **settings}.items()})
         return env
 
     def _spawn(self, args: list[str], log_name: str, **settings: str) -> subprocess.Popen:
@@ -70,8 +73,20 @@ class Processes:
                 proc.wait()
 
 
+def shared_settings(app) -> dict[str, str]:
+    """What the live processes must share with the test's app: the ledger's signing key (in
+    development each instance folder would get a key of its own, and the checkpoints a worker
+    signs would not verify with the key the test's app and the auditor use)."""
+    from app.ledger.log import signer
+
+    with app.app_context():
+        signer()  # generates the development key on first use
+        path = app.config.get("LEDGER_KEY_FILE") or str(Path(app.instance_path) / "ledger.key")
+    return {"LEDGER_KEY_FILE": path}
+
+
 @pytest.fixture
 def processes(app, database_url, redis_url, tmp_path):
-    procs = Processes(database_url, redis_url, tmp_path)
+    procs = Processes(database_url, redis_url, tmp_path, shared_settings(app))
     yield procs
     procs.stop_all()

@@ -44,13 +44,22 @@ class Periodic:
 # Periodic jobs, as data.
 PERIODIC: list[Periodic] = [
     # The deadline's safety net: expires due claims, queues due reminders, requeues lost proofs.
+    # In the first queue a worker serves: a worker busy with a backlog of doorbells (a relay per
+    # claim during a claim storm, photos after an outage) must still expire claims on time
+    # (tests/faults/test_redis_outage.py saw it starved for 10 s behind the notifications queue).
     Periodic("claims-sweep", "workers.jobs.sweep", every="SLA_CHECK_SECONDS",
-             queue="maintenance"),
+             queue="default"),
     Periodic("idempotency-purge", "workers.jobs.purge_idempotency_keys", every=3600,
              queue="maintenance"),
     # The outbox relay's safety net: messages whose doorbell was lost, and retries coming due.
     Periodic("notify-relay", "workers.jobs.relay_outbox", every="NOTIFY_RELAY_SECONDS",
              queue="notifications"),
+    # The ledger's safety net: a checkpoint for entries whose signing doorbell was lost.
+    Periodic("ledger-checkpoint", "workers.jobs.sign_checkpoint", every="LEDGER_CHECKPOINT_SECONDS",
+             queue="ledger"),
+    # The 505 fund's safety net: pending donations are settled (a lost payment notice) or closed.
+    Periodic("fund-reconcile", "workers.jobs.reconcile_donations", every="FUND_RECONCILE_SECONDS",
+             queue="maintenance"),
 ]
 
 
@@ -58,6 +67,14 @@ class AppWorker(Worker):
     """An RQ worker whose jobs run inside the Flask app context (db session, config, redis)."""
 
     flask_app: Flask | None = None
+    # RQ backs off up to 60 s between reconnection attempts while dequeueing: cap it, so a worker
+    # is back within seconds of Redis (tests/faults/test_redis_outage.py).
+    max_connection_wait_time = 5.0
+    stop_asked = False  # set by SIGTERM/SIGINT: main() then stops instead of starting over
+
+    def request_stop(self, signum, frame):
+        self.stop_asked = True
+        super().request_stop(signum, frame)
 
     def perform_job(self, job, queue, execution) -> bool:
         from app.extensions import db
@@ -119,14 +136,42 @@ def main() -> int:
 
     app = create_app()
     AppWorker.flask_app = app
-    worker = AppWorker(list(QUEUES), connection=app.extensions["redis"], serializer=SERIALIZER)
+    connection = app.extensions["redis"]
     log.info("worker for queues %s (json serializer, scheduler on)", ", ".join(QUEUES))
     ticker = start_periodic(app, PERIODIC)
     try:
-        worker.work(with_scheduler=True, logging_level=str(app.config["LOG_LEVEL"]).upper())
+        while True:
+            worker = None
+            try:
+                worker = AppWorker(list(QUEUES), connection=connection, serializer=SERIALIZER)
+                worker.work(with_scheduler=True,
+                            logging_level=str(app.config["LOG_LEVEL"]).upper())
+            except redis.RedisError as exc:
+                log.warning("worker lost Redis: %s", exc)
+            if worker is not None and worker.stop_asked:
+                break
+            # RQ quits its loop (and its scheduler process dies) when Redis goes away between
+            # two dequeues; the database still holds all the work, so start over once Redis
+            # answers: the periodic sweeps then find whatever lost its doorbell.
+            log.warning("worker stopped without being asked to; starting again once Redis "
+                        "answers")
+            _wait_for_redis(connection)
     finally:
         if ticker is not None:
             ticker.terminate()
             ticker.join(5)
     log.info("worker stopped")
     return 0
+
+
+def _wait_for_redis(connection: redis.Redis) -> None:
+    # The last worker's signal handlers are gone with it: SIGTERM/SIGINT stop us here at once.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    time.sleep(1)  # never spin, even if the worker quit for another reason
+    while True:
+        try:
+            connection.ping()
+            return
+        except redis.RedisError:
+            time.sleep(0.5)

@@ -117,8 +117,12 @@ def _delete_upload(proof: Proof, storage) -> None:
         on_commit(db.session, lambda: storage.delete(key))
 
 
-def requeue_stuck(older_than_seconds: int = 120) -> int:
-    """Sweeper: proofs whose media job was lost (Redis flushed) get a new doorbell."""
+def requeue_stuck(older_than_seconds: int | None = None) -> int:
+    """Sweeper: proofs whose media job was lost get a new doorbell: Redis lost the job, or the
+    worker died mid-job (RQ 3.0 never reruns an abandoned job: it only moves it to the failed
+    registry, minutes later). Default age: PROOF_REQUEUE_SECONDS."""
+    if older_than_seconds is None:
+        older_than_seconds = current_app.config["PROOF_REQUEUE_SECONDS"]
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     ids = list(db.session.execute(select(Proof.id).where(
         Proof.status == "processing", Proof.created_at < cutoff)).scalars())
