@@ -154,3 +154,5 @@ def _configure_logging(app: Flask) -> None:
     root.setLevel(level)
     # urllib3 logs whole request URLs at DEBUG, and jscode2session's carries the app secret.
     logging.getLogger("urllib3.connectionpool").setLevel(max(level, logging.INFO))
+    # Alembic announces each of its autogenerate plugins at INFO on every `flask` command.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(level, logging.WARNING))

@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 from app.auth import service
 from app.auth.policy import PUBLIC, allow, require_user
 from app.ratelimit import rate_limited
-from miniprogram_api.schemas import MeOut, StaffLoginIn, TokenOut, WechatLoginIn
+from miniprogram_api.schemas import MeIn, MeOut, StaffLoginIn, TokenOut, WechatLoginIn
 
 blp = Blueprint("auth", __name__, description="登录与个人信息")
 blp.url_prefix_rel = ""
@@ -37,3 +37,12 @@ def login_staff(body):
 def me():
     """当前用户的资料、角色和负责区划"""
     return require_user()
+
+
+@blp.route("/me", methods=["PATCH"])
+@blp.arguments(MeIn)
+@blp.response(200, MeOut)
+@allow("donor", "caseworker", "moderator", "admin")
+def update_me(body):
+    """修改自己的昵称"""
+    return service.update_profile(require_user(), body)

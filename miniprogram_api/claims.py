@@ -32,7 +32,13 @@ class ClaimOut(ma.Schema):
     ended_at = UTCDateTime(allow_none=True)
     dispute_count = fields.Integer()
     last_dispute_reason = fields.String(allow_none=True)
+    anonymous = fields.Boolean(metadata={"description": "公开账本中是否匿名显示"})
     wish = fields.Nested(PublicWishCard)
+
+
+class ClaimIn(ma.Schema):
+    anonymous = fields.Boolean(load_default=True, metadata={
+        "description": "true（默认）：公开账本显示“爱心人士”；false：显示姓氏加*（如 陈*）"})
 
 
 class DisputeIn(ma.Schema):
@@ -56,14 +62,16 @@ def _render_claim(claim_id: str) -> Response:
 
 @blp.route("/wishes/<wish_id>/claims", methods=["POST"])
 @rate_limited("claims")
+@blp.arguments(ClaimIn, required=False)
 @blp.response(201, ClaimOut)
 @blp.alt_response(409, description="wish_already_claimed / wish_not_open / claim_limit_reached")
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 @allow("donor")
 @idempotent(_render_claim)
-def claim(wish_id):
-    """认领一个待认领的心愿；须在 due_at 之前送达并上传凭证"""
-    return created(_claim_out, service.claim_wish(require_user(), wish_id, current_record()))
+def claim(body, wish_id):
+    """认领一个待认领的心愿；须在 due_at 之前送达并上传凭证。请求体可省略"""
+    return created(_claim_out, service.claim_wish(require_user(), wish_id, current_record(),
+                                                  anonymous=body.get("anonymous", True)))
 
 
 @blp.route("/me/claims", methods=["GET"])

@@ -93,6 +93,11 @@ class TokenOut(ma.Schema):
     user = fields.Nested(UserOut)
 
 
+class MeIn(ma.Schema):
+    display_name = fields.String(validate=validate.Length(min=1, max=32), metadata={
+        "description": "昵称（小程序昵称填写框）。账本中仅在选择不匿名时显示首字加*（如 陈*）"})
+
+
 class MeOut(UserOut):
     username = fields.String(allow_none=True)
     regions = fields.List(fields.String(), attribute="region_codes")
@@ -135,6 +140,30 @@ class BirthYear(validate.Range):
 
     min = property(lambda self: utcnow().year - MAX_AGE, lambda self, value: None)
     max = property(lambda self: utcnow().year, lambda self, value: None)
+
+
+class MaxFromSetting(validate.Range):
+    """A range whose maximum is a setting (e.g. DONATION_MAX_FEN): read from the running app's
+    config when checking, so the document and the check agree with what is configured; without
+    an app context (the OpenAPI document built at start-up) the setting's default is shown."""
+
+    def __init__(self, setting: str, *, min: int, error: str) -> None:  # noqa: A002
+        self.setting = setting
+        super().__init__(min=min, error=error)
+
+    @property
+    def max(self) -> int:
+        from flask import current_app, has_app_context
+
+        from app.config import SETTINGS
+
+        if has_app_context():
+            return int(current_app.config[self.setting])
+        return int(SETTINGS[self.setting][1])
+
+    @max.setter
+    def max(self, value) -> None:
+        pass  # Range.__init__ assigns it; the setting decides
 
 
 class BeneficiaryIn(ma.Schema):

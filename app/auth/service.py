@@ -132,3 +132,24 @@ def update_staff(user_id: str, *, active: bool | None = None, role: str | None =
 def list_staff() -> list[User]:
     return list(db.session.execute(
         select(User).where(User.role.in_(STAFF_ROLES)).order_by(User.username)).scalars())
+
+
+
+def update_profile(user: User, data: dict) -> User:
+    """The caller's own profile. Today: the display name a donor typed in the mini-program's
+    nickname field; the open ledger shows only its first character (陈*), and only for claims
+    and donations made with `"anonymous": false`."""
+    from app.wishes.pii_scan import find_pii
+
+    if "display_name" in data:
+        name = " ".join(data["display_name"].split())  # no control characters, one space
+        if not name:
+            raise AppError("validation_error", 422, "昵称不能为空",
+                           errors={"display_name": ["昵称不能为空"]})
+        if find_pii(name):
+            raise AppError("pii_in_text", 422, "昵称中不能包含手机号、身份证号或银行卡号",
+                           errors={"display_name": ["包含个人敏感信息"]})
+        user.display_name = name
+    db.session.commit()
+    log.info("profile of %s updated", user.id)
+    return user

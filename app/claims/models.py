@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, text
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, text, true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -40,6 +42,8 @@ class Claim(db.Model):
     confirmed_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     dispute_count: Mapped[int] = mapped_column(Integer, default=0)
     last_dispute_reason: Mapped[str | None] = mapped_column(String(500))
+    # False: the open ledger shows the donor's surname and * (陈*) once the claim is confirmed.
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     wish: Mapped[Wish] = relationship(lazy="joined", innerjoin=True)
 

@@ -69,8 +69,9 @@ def _check_donor_may_claim(donor: User, now: datetime) -> None:
                            extra={"cooldown_until": until.isoformat().replace("+00:00", "Z")})
 
 
-def claim_wish(donor: User, wish_id: str, record=None) -> Claim:
-    """One donor claims one open wish. Of any number of simultaneous claims, one succeeds."""
+def claim_wish(donor: User, wish_id: str, record=None, *, anonymous: bool = True) -> Claim:
+    """One donor claims one open wish. Of any number of simultaneous claims, one succeeds.
+    `anonymous=False`: the ledger entry of its fulfilment shows the donor masked (陈*)."""
     now = utcnow()
     # Serialize a donor's own claims (the active-claim limit) and then the wish itself.
     db.session.execute(select(User.id).where(User.id == donor.id).with_for_update())
@@ -84,7 +85,8 @@ def claim_wish(donor: User, wish_id: str, record=None) -> Claim:
         raise AppError("wish_not_open", 409, "这个心愿当前不可认领")
     _check_donor_may_claim(donor, now)
     due = now + timedelta(seconds=_cfg("CLAIM_SLA_SECONDS"))
-    claim = Claim(wish=wish, donor_id=donor.id, status="active", claimed_at=now, due_at=due)
+    claim = Claim(wish=wish, donor_id=donor.id, status="active", claimed_at=now, due_at=due,
+                  anonymous=anonymous)
     db.session.add(claim)
     wish_transition(wish, "claim", donor.id)
     wish.due_at = due

@@ -1,7 +1,8 @@
 """What goes into the ledger: the contract's entry as canonical JSON, and the hooks that append it.
 
 An entry never names a beneficiary (only the wish's public alias), an openid, a phone or an
-address; the donor is `爱心人士` unless a donor chose to be named (no such choice exists yet).
+address; the donor is `爱心人士` unless the donor chose to be named when claiming or donating
+(`"anonymous": false`), and then only the first character of their display name and `*` (`陈*`).
 Importing this module registers the claim-confirmation hook, so a confirmed claim and its entry
 commit in one transaction, exactly once.
 """
@@ -10,7 +11,9 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from app.auth.models import User
 from app.claims.service import on_claim_confirmed
+from app.extensions import db
 from app.types import isoformat, utcnow
 
 KINDS = ("in_kind_fulfilment", "money_donation", "disbursement", "reversal")
@@ -51,9 +54,12 @@ def reversal(of_index: int, of_leaf_hash: bytes, *, wish_id: str | None, alias: 
 
 def fulfilment(claim) -> dict:
     wish = claim.wish
+    donor = None if claim.anonymous else db.session.get(User, claim.donor_id)
     return entry("in_kind_fulfilment", wish_id=wish.id, alias=wish.beneficiary.alias,
                  item=wish.item or wish.title, value_fen=wish.estimated_value_fen,
-                 at=claim.ended_at or utcnow())
+                 at=claim.ended_at or utcnow(),
+                 donor=donor_display(donor.display_name if donor else None,
+                                     named=not claim.anonymous))
 
 
 @on_claim_confirmed

@@ -59,6 +59,8 @@ MATRIX = [
     Row("POST", f"{P}/auth/staff",                        "A A A A A A",
         body={"username": SPARE_STAFF, "password": PASSWORD}),
     Row("GET", f"{P}/me",                                 "U A A A A A"),
+    Row("PATCH", f"{P}/me",                               "U A A A A A",
+        body={"display_name": "陈晓明"}),
     Row("GET", f"{P}/staff",                              "U F F F F A"),
     Row("PATCH", f"{P}/staff/<user_id:user_id>",          "U F F F F A",
         target="staff", body={"active": True}),

@@ -220,3 +220,55 @@ def test_dispute_reactivates_claim_with_24h_and_tells_donor(client, actors, staf
     with app.app_context():
         assert db.session.execute(select(OutboxMessage).where(
             OutboxMessage.topic == "claim_disputed")).scalar_one().user_id == donor.id
+
+
+def _ledger_donors(client) -> list[str]:
+    return [item["entry"]["donor"]
+            for item in client.get("/api/v1/ledger/entries").get_json()["items"]]
+
+
+def test_claim_without_a_body_is_anonymous_in_the_ledger(client, actors, staff, app,
+                                                         open_wish):
+    caseworker, _ = staff
+    claim = _claim(client, actors.donor("陈晓明"), open_wish["id"]).get_json()
+    assert claim["anonymous"] is True
+    _deliver(app, claim["id"])
+    assert client.post(f"/api/v1/claims/{claim['id']}/confirm",
+                       headers=caseworker.headers).status_code == 200
+    assert _ledger_donors(client) == ["爱心人士"]
+
+
+def test_donor_who_chooses_to_be_named_is_shown_masked(client, actors, staff, app, open_wish):
+    caseworker, moderator = staff
+    named, anonymous = actors.donor("陈晓明"), actors.donor("林美华")
+    other_wish = actors.open_wish(caseworker, moderator)
+    for donor, wish, body in ((named, open_wish, {"anonymous": False}),
+                              (anonymous, other_wish, {"anonymous": True})):
+        res = client.post(f"/api/v1/wishes/{wish['id']}/claims", json=body,
+                          headers={**donor.headers, "Idempotency-Key": str(uuid.uuid4())})
+        assert res.status_code == 201 and res.get_json()["anonymous"] is body["anonymous"]
+        _deliver(app, res.get_json()["id"])
+        assert client.post(f"/api/v1/claims/{res.get_json()['id']}/confirm",
+                           headers=caseworker.headers).status_code == 200
+    assert _ledger_donors(client) == ["陈*", "爱心人士"]
+    assert all("晓明" not in str(item) for item in
+               client.get("/api/v1/ledger/entries").get_json()["items"])
+
+
+def test_same_key_with_another_naming_choice_is_422(client, actors, open_wish):
+    donor = actors.donor()
+    headers = {**donor.headers, "Idempotency-Key": "naming-choice"}
+    url = f"/api/v1/wishes/{open_wish['id']}/claims"
+    assert client.post(url, json={"anonymous": True}, headers=headers).status_code == 201
+    again = client.post(url, json={"anonymous": False}, headers=headers)
+    assert again.status_code == 422 and again.get_json()["code"] == "idempotency_key_reused"
+
+
+def test_claim_body_with_unknown_fields_is_422_and_claims_nothing(client, actors, app,
+                                                                  open_wish):
+    res = client.post(f"/api/v1/wishes/{open_wish['id']}/claims",
+                      json={"anonymous": "maybe", "status": "confirmed"},
+                      headers={**actors.donor().headers, "Idempotency-Key": str(uuid.uuid4())})
+    assert res.status_code == 422 and set(res.get_json()["errors"]) == {"anonymous", "status"}
+    with app.app_context():
+        assert db.session.execute(select(func.count()).select_from(Claim)).scalar_one() == 0

@@ -15,7 +15,6 @@ BODYLESS = {("post", "/api/v1/wishes/{wish_id}/submit"),
             ("post", "/api/v1/wishes/{wish_id}/approve"),
             ("post", "/api/v1/beneficiaries/{ben_id}/withdraw-consent"),
             ("post", "/api/v1/me/notifications/{notification_id}/read"),
-            ("post", "/api/v1/wishes/{wish_id}/claims"),
             ("post", "/api/v1/claims/{claim_id}/release"),
             ("post", "/api/v1/claims/{claim_id}/confirm"),
             ("post", "/api/v1/disbursements/{disbursement_id}/approve")}
