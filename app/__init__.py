@@ -42,14 +42,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         API_SPEC_OPTIONS={
             "info": {"description": "泉港微心愿平台后端接口。错误均为 application/problem+json，"
-                                    "客户端按 `code` 分支。"},
+                                    "客户端按 `code` 分支。任何字符串（请求体、查询参数、表单字段、"
+                                    "路径）都不能包含空字符 U+0000 或孤立的代理项（如 \\ud800），"
+                                    "否则返回 422（路径中则为 404）。"},
             "components": {"securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
         },
     )
 
     from app import redis_conn
-    from app.extensions import api, db, migrate
+    from flask_smorest import Api
+
+    from app.extensions import db, migrate
 
     db.init_app(app)
     _close_sessions_after_outages(app, db)
@@ -61,19 +65,25 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["redis"] = redis_conn.connect(redis_url)
 
     _import_models()
-    api.init_app(app)
+    api = Api(app)
     import miniprogram_api
-    miniprogram_api.register(api)
+    with app.app_context():  # the document shows this app's settings (e.g. DONATION_MAX_FEN)
+        miniprogram_api.register(api)
 
     from app.errors import register_error_handlers, request_id
     register_error_handlers(app)  # after api.init_app, so ours replace flask-smorest's
 
     from app.auth.policy import check_access
 
+    from app.errors import AppError
+    from app.text import is_unsafe
+
     @app.before_request
     def _before():
         request_id()
         check_access(app)
+        if is_unsafe(request.path):  # `%00` in an id: no such object (and no database error)
+            raise AppError("not_found", 404, "未找到该资源")
 
     @app.after_request
     def _headers(response):

@@ -1,6 +1,6 @@
-"""Extensions, created unbound and bound to an app in create_app()."""
+"""Extensions, created unbound and bound to an app in create_app(). The flask-smorest Api (and
+so its OpenAPI document) is made per app there, since it holds the document of one app."""
 from flask_migrate import Migrate
-from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -21,4 +21,3 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate(compare_type=True, render_as_batch=True)
-api = Api()

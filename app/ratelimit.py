@@ -68,7 +68,9 @@ def username_key() -> str:
     name = body.get("username") if isinstance(body, dict) else None
     if not isinstance(name, str) or not name.strip():
         return "username:-"
-    return "username:" + hashlib.sha256(name.strip().lower().encode()).hexdigest()[:32]
+    # surrogatepass: a lone surrogate (valid JSON) must not make this raise; validation refuses it
+    digest = hashlib.sha256(name.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()
+    return "username:" + digest[:32]
 
 
 KEY_FUNCS: dict[str, Callable[[], str]] = {

@@ -1,6 +1,6 @@
 """Login (donors through WeChat, staff with a password) and the caller's own profile."""
 from flask import request
-from flask_smorest import Blueprint
+from miniprogram_api.blueprint import Blueprint
 
 from app.auth import service
 from app.auth.policy import PUBLIC, allow, require_user

@@ -1,5 +1,5 @@
 """Beneficiaries: staff only, never public. Identity is masked unless revealed (and audited)."""
-from flask_smorest import Blueprint
+from miniprogram_api.blueprint import Blueprint
 
 from app.auth.policy import allow, require_user
 from app.beneficiaries import service

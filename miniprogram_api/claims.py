@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import Response, jsonify
-from flask_smorest import Blueprint
+from miniprogram_api.blueprint import Blueprint
 import marshmallow as ma
 from marshmallow import fields, validate
 

@@ -3,7 +3,7 @@ and reversals of ledger entries."""
 from __future__ import annotations
 
 import marshmallow as ma
-from flask_smorest import Blueprint
+from miniprogram_api.blueprint import Blueprint
 from marshmallow import fields, validate
 
 from app.auth.policy import allow, require_user

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 from flask import Response, jsonify, request
-from flask_smorest import Blueprint
+from miniprogram_api.blueprint import Blueprint
 from marshmallow import fields, validate
 
 from app.auth.policy import PUBLIC, allow, require_user
@@ -14,14 +14,17 @@ from app.fund.models import Donation
 from app.ratelimit import rate_limited
 from miniprogram_api.claims import IDEMPOTENCY_HEADER
 from miniprogram_api.idempotent import current_record, idempotent
-from miniprogram_api.schemas import PageArgs, UTCDateTime, page_schema
+from miniprogram_api.schemas import MaxFromSetting, PageArgs, UTCDateTime, page_schema
 
 blp = Blueprint("donations", __name__, description="505公益基金：爱心捐款与微信支付")
 blp.url_prefix_rel = ""
 
 class DonationIn(ma.Schema):
-    amount_fen = fields.Integer(required=True, strict=True, validate=validate.Range(min=1),
-                                metadata={"description": "捐款金额（分），上限见 DONATION_MAX_FEN"})
+    amount_fen = fields.Integer(
+        required=True, strict=True,
+        validate=MaxFromSetting("DONATION_MAX_FEN", min=1,
+                                error="单笔捐款须在 {min} 到 {max} 分之间"),
+        metadata={"description": "捐款金额（分），上限为配置 DONATION_MAX_FEN（默认 5000000）"})
     wish_id = fields.String(validate=validate.Length(min=1, max=64),
                             metadata={"description": "指定捐给某个待认领的心愿（可选）"})
     anonymous = fields.Boolean(required=True,

@@ -6,7 +6,7 @@ import json
 
 import marshmallow as ma
 from flask import Response
-from flask_smorest import Blueprint
+from miniprogram_api.blueprint import Blueprint
 from marshmallow import fields, validate
 
 import app.ledger.entries  # noqa: F401  (registers the claim-confirmation hook)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 
 from flask import Response, request
-from flask_smorest import Blueprint
+from miniprogram_api.blueprint import Blueprint
 
 from app.auth.policy import PUBLIC, allow
 from app.errors import AppError

@@ -1,5 +1,5 @@
 """The review queue (慈善总会)."""
-from flask_smorest import Blueprint
+from miniprogram_api.blueprint import Blueprint
 
 from app.auth.policy import allow
 from app.wishes import service

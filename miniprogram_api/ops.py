@@ -1,6 +1,6 @@
 """Liveness and readiness."""
 from flask import current_app
-from flask_smorest import Blueprint
+from miniprogram_api.blueprint import Blueprint
 import marshmallow as ma
 import redis
 from sqlalchemy import text

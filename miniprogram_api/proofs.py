@@ -5,7 +5,7 @@ import functools
 
 import marshmallow as ma
 from flask import current_app, jsonify, request, send_file
-from flask_smorest import Blueprint
+from miniprogram_api.blueprint import Blueprint
 from marshmallow import fields, validate
 from werkzeug.exceptions import RequestEntityTooLarge
 

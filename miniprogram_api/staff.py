@@ -1,5 +1,5 @@
 """Staff account administration (admin only). Accounts are created on the command line."""
-from flask_smorest import Blueprint
+from miniprogram_api.blueprint import Blueprint
 from werkzeug.routing import BaseConverter
 
 from app.auth import service

@@ -5,7 +5,7 @@ import hashlib
 from functools import wraps
 
 from flask import current_app, g, json, jsonify, request
-from flask_smorest import Blueprint
+from miniprogram_api.blueprint import Blueprint
 
 from app.auth.policy import PUBLIC, allow, current_user, require_user
 from app.wishes import feed_cache, service

@@ -141,6 +141,10 @@ BODY_ROUTES: dict[tuple[str, str], Route] = {
     ("POST", f"{API}/claims/<claim_id>/dispute"): ("cw",
                                                    lambda w: {"claim_id": w.delivered_claim_id()},
                                                    lambda w: {"reason": "照片看不清"}, None, None),
+    ("PATCH", f"{API}/me"): ("donor", lambda w: {}, lambda w: {"display_name": "陈晓明"},
+                             None, None),
+    ("POST", f"{API}/wishes/<wish_id>/claims"): ("donor", lambda w: {"wish_id": w.open_id()},
+                                                 lambda w: {"anonymous": False}, None, None),
     ("POST", f"{API}/me/subscriptions"): ("donor", lambda w: {},
                                           lambda w: {"template_ids": ["t1"], "accepted": ["t1"]},
                                           "template_ids", None),
@@ -184,6 +188,13 @@ def _deep_array() -> str:
     return "[" * DEPTH + "]" * DEPTH
 
 
+def _with_text(body: dict, field: str, raw_json_text: str) -> str:
+    """`body` as JSON with `field` set to a string written with raw JSON escapes."""
+    rest = json.dumps({k: v for k, v in body.items() if k != field}, ensure_ascii=False)
+    return rest[:-1] + (", " if len(rest) > 2 else "") + json.dumps(field) \
+        + f': "{raw_json_text}"}}'
+
+
 def _cases(body: dict, list_field: str | None, number_field: str | None) -> dict[str, str]:
     """name -> raw JSON, each under the byte limit."""
     dump = lambda d: json.dumps(d, ensure_ascii=False)  # noqa: E731
@@ -208,6 +219,11 @@ def _cases(body: dict, list_field: str | None, number_field: str | None) -> dict
         "1e400": prefix + f"{number_key}: 1e400}}",
         "-1e400": prefix + f"{number_key}: -1e400}}",
         "NaN": prefix + f"{number_key}: NaN}}",
+        # PostgreSQL refuses NUL in text, and a lone surrogate cannot be encoded for it at all:
+        # both were 500s from the database; now the parser refuses them as a 422
+        "NUL in a string": _with_text(body, long_field, "一副\\u0000老花镜"),
+        "a lone surrogate in a string": _with_text(body, long_field, "一副\\ud800老花镜"),
+        "NUL in a key": prefix + '"k\\u0000": 0}',
     }
     for name, raw in cases.items():
         assert len(raw.encode()) < ONE_MIB, name
@@ -234,6 +250,9 @@ def test_hostile_json_bodies_are_small_quick_4xx_that_write_nothing_on_every_jso
         try:
             with nothing_written(app):  # around all the cases of a route: one count, not nine
                 for case, raw in _cases(body, list_field, number_field).items():
+                    # 12 cases from one user exceed the per-user limits of claims and
+                    # donations (10/minute): limits are tests/api/test_rate_limits.py's
+                    app.extensions["ratelimit"].reset()
                     try:
                         _send_hostile(client, method, path, headers, raw, case)
                     except AssertionError as exc:
@@ -355,3 +374,45 @@ def test_ledger_numbers_out_of_any_range_are_422(client, query):
 @pytest.mark.parametrize("index", [str(10**30), str(2**63), str(2**53 + 1)])
 def test_ledger_entry_index_out_of_any_range_is_404(client, index):
     assert_problem(client.get(f"{API}/ledger/entries/{index}"), 404, "not_found")
+
+
+@pytest.mark.parametrize("method, path, caller", [
+    ("GET", f"{API}/wishes/wsh_a%00b", "public"),
+    ("GET", f"{API}/wishes/%ED%A0%80", "public"),
+    ("POST", f"{API}/claims/clm_a%00b/release", "donor"),
+    ("POST", f"{API}/wishes/wsh_a%00b/claims", "donor"),
+    ("GET", f"{API}/beneficiaries/ben_%00", "cw"),
+    ("GET", f"{API}/donations/don_%00", "donor"),
+])
+def test_unsafe_characters_in_a_path_id_are_404_not_a_database_error(app, client, actors,
+                                                                     method, path, caller):
+    world = World(app, client, actors)
+    headers = {} if caller == "public" else {**getattr(world, caller).headers,
+                                             "Idempotency-Key": str(uuid.uuid4())}
+    res = client.open(path, method=method, headers=headers)
+    assert res.status_code == 404, res.get_data(as_text=True)
+    assert assert_problem(res, 404)["code"] == "not_found"
+
+
+@pytest.mark.parametrize("query", ["region=3505%00", "cursor=a%00b", "kind=goods%00"])
+def test_unsafe_characters_in_a_query_are_422(client, query):
+    res = client.get(f"{API}/wishes?{query}")
+    assert res.status_code == 422 and assert_problem(res, 422)["code"] == "validation_error"
+
+
+def test_a_proof_note_with_nul_is_422_and_stores_nothing(app, client, actors):
+    import io
+
+    from PIL import Image
+
+    world = World(app, client, actors)
+    claim_id = actors.claim(world.donor, world.open_id())["id"]
+    photo = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 20, 30)).save(photo, "JPEG")
+    with nothing_written(app):
+        res = client.post(f"{API}/claims/{claim_id}/proofs",
+                          data={"note": "已送到\x00", "photo": (io.BytesIO(photo.getvalue()),
+                                                                "p.jpg", "image/jpeg")},
+                          headers=_idempotent(world.donor.headers))
+    assert res.status_code == 422, res.get_data(as_text=True)
+    assert "note" in assert_problem(res, 422)["errors"]

@@ -109,3 +109,14 @@ def test_my_donations_are_paginated_newest_first(client, actors):
                       headers=donor.headers).get_json()
     assert [d["id"] for d in page["items"] + rest["items"]] == ids[::-1]
     assert rest["next_cursor"] is None
+
+
+def test_the_document_states_the_configured_maximum(app_config):
+    """Schema-valid means accepted (Schemathesis checks it): the OpenAPI document's maximum is
+    the configured DONATION_MAX_FEN, not a number of its own."""
+    from app import create_app
+
+    other = create_app({**app_config, "DONATION_MAX_FEN": 1234})
+    doc = other.test_client().get("/api/v1/openapi.json").get_json()
+    amount = doc["components"]["schemas"]["DonationIn"]["properties"]["amount_fen"]
+    assert (amount["minimum"], amount["maximum"]) == (1, 1234)

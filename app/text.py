@@ -1,0 +1,37 @@
+"""Text that can be stored: no NUL, no lone surrogates.
+
+PostgreSQL refuses NUL (U+0000) in text (a DataError, which was a 500), and a lone surrogate
+(JSON allows "\\ud800") cannot be encoded to UTF-8 for the database at all. Both are refused
+where input arrives (miniprogram_api/blueprint.py, and request paths), as the OpenAPI document's
+description says. Everything else JSON can carry is stored as it came.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+UNSAFE = re.compile(r"[\x00\ud800-\udfff]")
+UNSAFE_MESSAGE = "不能包含空字符（U+0000）或无效的 Unicode 字符"
+
+
+def is_unsafe(text: str) -> bool:
+    return UNSAFE.search(text) is not None
+
+
+def unsafe_paths(value, path: tuple = ()) -> list[tuple]:
+    """Where in a loaded JSON value (dicts, lists, strings) unsafe text sits: a key path for
+    each string value or key that holds some."""
+    found: list[tuple] = []
+    if isinstance(value, str):
+        if is_unsafe(value):
+            found.append(path)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str) and is_unsafe(key):
+                found.append(path + (key,))
+            else:
+                found.extend(unsafe_paths(item, path + (key,)))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found.extend(unsafe_paths(item, path + (index,)))
+    return found
