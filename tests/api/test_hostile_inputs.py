@@ -416,3 +416,46 @@ def test_a_proof_note_with_nul_is_422_and_stores_nothing(app, client, actors):
                           headers=_idempotent(world.donor.headers))
     assert res.status_code == 422, res.get_data(as_text=True)
     assert "note" in assert_problem(res, 422)["errors"]
+
+
+def _optional_body_routes(app) -> set[tuple[str, str]]:
+    """Routes whose document marks the JSON body as not required (a claim's `anonymous`, a
+    withdrawal's reason): without a body they take their defaults."""
+    found = set()
+    for rule in app.url_map.iter_rules():
+        doc = getattr(app.view_functions[rule.endpoint], "_apidoc", {})
+        params = doc.get("arguments", {}).get("parameters", [])
+        if any(p.get("in", "json") == "json" and not p.get("required", True) for p in params):
+            found |= {(m, norm(rule.rule)) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    return found
+
+
+def test_a_required_body_that_is_missing_is_422_on_every_json_route(app, client, actors):
+    """Without a body webargs gives the schema `{}`: a PATCH of optional fields answered 200 to
+    nothing at all. Every route whose document requires a body now refuses its absence."""
+    world = World(app, client, actors)
+    present, optional = _json_routes(app), _optional_body_routes(app)
+    assert ("POST", f"{API}/wishes/<wish_id>/claims") in optional  # the finder finds
+    failures = []
+    for (method, rule), (caller, path_args, _valid, _l, _n) in sorted(BODY_ROUTES.items()):
+        if (method, rule) not in present or (method, rule) in optional:
+            continue
+        path = rule
+        for name, value in path_args(world).items():
+            path = fill(path, name, value)
+        headers = {} if caller == "public" else getattr(world, caller).headers
+        app.extensions["ratelimit"].reset()
+        with nothing_written(app):
+            res = client.open(path, method=method, headers=_idempotent(headers))
+        if res.status_code != 422:
+            failures.append(f"{method} {rule}: {res.status_code} {res.get_data(as_text=True)[:120]}")
+    assert not failures, "\n".join(failures)
+
+
+def test_an_empty_object_is_still_a_body(client, actors):
+    donor = actors.donor("不变的名字")
+    res = client.patch(f"{API}/me", json={}, headers=donor.headers)
+    assert res.status_code == 200 and res.get_json()["display_name"] == "不变的名字"
+    missing = client.patch(f"{API}/me", headers=donor.headers)
+    assert missing.status_code == 422 and assert_problem(missing, 422)["errors"] == {
+        "_schema": ["请求体不能为空"]}
