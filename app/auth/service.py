@@ -118,7 +118,11 @@ def update_staff(user_id: str, *, active: bool | None = None, role: str | None =
         user.role = role
     if regions is not None:
         codes = sorted({validate_region_code(code) for code in regions})
-        user.regions = [StaffRegion(region_code=code) for code in codes]
+        # Keep the rows of codes the account already has: a new row for the same code would be
+        # INSERTed before the old one is DELETEd, and break uq(user_id, region_code) (a 500
+        # Schemathesis found when a PATCH repeated a current region).
+        kept = {row.region_code: row for row in user.regions}
+        user.regions = [kept.get(code) or StaffRegion(region_code=code) for code in codes]
     if user.role == "caseworker" and not user.regions:
         db.session.rollback()
         raise AppError("validation_error", 422, "协理员必须绑定至少一个区划代码",

@@ -136,3 +136,18 @@ def test_login_with_missing_fields_is_422_naming_them(client):
 
     body = _assert_problem(res, 422, "validation_error")
     assert "password" in body["errors"]
+
+
+def test_regions_may_be_set_again_kept_widened_and_narrowed(client, actors):
+    """A PATCH that repeats a region the account has (was a 500: the new row was inserted
+    before the old one was deleted, against the unique (user, region) index)."""
+    admin = actors.admin()
+    caseworker = actors.caseworker(regions=["350505101"])
+    url = f"/api/v1/staff/{caseworker.id}"
+    for regions in (["350505101"], ["350505101", "350505106"], ["350505106"], ["350505106"]):
+        res = client.patch(url, json={"regions": regions, "active": True}, headers=admin.headers)
+        assert res.status_code == 200, res.get_json()
+        assert res.get_json()["regions"] == sorted(regions)
+    res = client.patch(url, json={"regions": ["350505101"], "role": "caseworker",
+                                  "active": False}, headers=admin.headers)
+    assert res.status_code == 200 and res.get_json()["regions"] == ["350505101"]
