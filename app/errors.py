@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+import sqlite3
 import uuid
 from typing import Any
 
@@ -210,9 +211,17 @@ def request_id() -> str:
     return g.request_id
 
 
+SQLITE_OUTAGE_SIGNS = ("database is locked", "database table is locked", "unable to open",
+                       "disk i/o error", "busy")
+
+
 def is_transient_outage(exc: BaseException) -> bool:
     """A lost or refused connection to PostgreSQL or Redis (not a bug in our SQL): the pool
     (pre-ping) and redis-py reconnect on the next request, so the client should just retry."""
+    if isinstance(exc, sa_exc.OperationalError) and isinstance(exc.orig, sqlite3.OperationalError):
+        # SQLite files bad SQL ("no such table") under OperationalError too: that is our bug (a
+        # 500), and only a busy, locked or unreadable database file is an outage
+        return any(sign in str(exc.orig).lower() for sign in SQLITE_OUTAGE_SIGNS)
     if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)):
         return True  # disconnects, refused connections, pool exhausted, lock/statement timeouts
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
