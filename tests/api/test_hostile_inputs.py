@@ -168,13 +168,16 @@ NOT_JSON = {("POST", f"{API}/claims/<claim_id>/proofs"),  # multipart: tests/api
             ("POST", f"{API}/payments/wechatpay/notify")}
 
 
-def _json_routes(app) -> set[tuple[str, str]]:
-    """Every (method, rule) whose view parses a JSON body, by its OpenAPI metadata."""
+def _json_routes(app, *, optional_only: bool = False) -> set[tuple[str, str]]:
+    """Every (method, rule) whose view parses a JSON body, by its OpenAPI metadata; with
+    `optional_only`, those whose body the document marks as not required (a claim's
+    `anonymous`, a withdrawal's reason): without a body they take their defaults."""
     found = set()
     for rule in app.url_map.iter_rules():
         doc = getattr(app.view_functions[rule.endpoint], "_apidoc", {})
         params = doc.get("arguments", {}).get("parameters", [])
-        if any(p.get("in", "json") == "json" for p in params):
+        if any(p.get("in", "json") == "json" and not (optional_only and p.get("required", True))
+               for p in params):
             found |= {(m, norm(rule.rule)) for m in rule.methods - {"HEAD", "OPTIONS"}}
     return found
 
@@ -418,23 +421,11 @@ def test_a_proof_note_with_nul_is_422_and_stores_nothing(app, client, actors):
     assert "note" in assert_problem(res, 422)["errors"]
 
 
-def _optional_body_routes(app) -> set[tuple[str, str]]:
-    """Routes whose document marks the JSON body as not required (a claim's `anonymous`, a
-    withdrawal's reason): without a body they take their defaults."""
-    found = set()
-    for rule in app.url_map.iter_rules():
-        doc = getattr(app.view_functions[rule.endpoint], "_apidoc", {})
-        params = doc.get("arguments", {}).get("parameters", [])
-        if any(p.get("in", "json") == "json" and not p.get("required", True) for p in params):
-            found |= {(m, norm(rule.rule)) for m in rule.methods - {"HEAD", "OPTIONS"}}
-    return found
-
-
 def test_a_required_body_that_is_missing_is_422_on_every_json_route(app, client, actors):
     """Without a body webargs gives the schema `{}`: a PATCH of optional fields answered 200 to
     nothing at all. Every route whose document requires a body now refuses its absence."""
     world = World(app, client, actors)
-    present, optional = _json_routes(app), _optional_body_routes(app)
+    present, optional = _json_routes(app), _json_routes(app, optional_only=True)
     assert ("POST", f"{API}/wishes/<wish_id>/claims") in optional  # the finder finds
     failures = []
     for (method, rule), (caller, path_args, _valid, _l, _n) in sorted(BODY_ROUTES.items()):

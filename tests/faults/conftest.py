@@ -24,19 +24,14 @@ import redis as redis_lib
 import requests
 from sqlalchemy import text
 
+from tests.factories import open_wishes_through_services
+from tests.notifications.conftest import TEMPLATES
 from tests.processes import Processes, shared_settings
 
 # Codes a claim or release may answer under load: a race lost, a rule, a retry in progress.
 DOCUMENTED_4XX = {"wish_already_claimed", "wish_not_open", "claim_limit_reached",
                   "invalid_transition", "idempotency_key_in_use", "rate_limited"}
 OUTAGE_CODES = {"database_unavailable", "service_unavailable"}
-TEMPLATES = {
-    "WECHAT_TEMPLATE_CLAIM_CREATED": "TMPL-CREATED-0001",
-    "WECHAT_TEMPLATE_CLAIM_REMINDER": "TMPL-REMINDER-0002",
-    "WECHAT_TEMPLATE_CLAIM_EXPIRED": "TMPL-EXPIRED-0003",
-    "WECHAT_TEMPLATE_CLAIM_DISPUTED": "TMPL-DISPUTED-0004",
-    "WECHAT_TEMPLATE_WISH_FULFILLED": "TMPL-FULFILLED-0005",
-}
 
 
 def free_port() -> int:
@@ -247,23 +242,7 @@ def problem_body(outcome: Outcome) -> dict:
 
 def make_world(app, actors, n_wishes: int, n_donors: int) -> tuple[list[str], list]:
     """Open wishes (through the services: fast) and donors with real tokens."""
-    from app.auth.service import create_staff
-    from app.beneficiaries.service import create_beneficiary
-    from app.wishes import service as wishes
-    from tests.factories import PASSWORD, TOWN, beneficiary_payload, wish_payload
-
-    with app.app_context():
-        caseworker = create_staff(f"cw-{uuid.uuid4().hex[:8]}", "caseworker", PASSWORD, [TOWN])
-        moderator = create_staff(f"mod-{uuid.uuid4().hex[:8]}", "moderator", PASSWORD)
-        ben = create_beneficiary(caseworker, beneficiary_payload())
-        wish_ids = []
-        for _ in range(n_wishes):
-            wish = wishes.create_wish(caseworker, wish_payload(ben.id))
-            wishes.submit_wish(caseworker, wish.id)
-            wishes.approve_wish(moderator, wish.id)
-            wish_ids.append(wish.id)
-    donors = [actors.donor() for _ in range(n_donors)]
-    return wish_ids, donors
+    return open_wishes_through_services(app, n_wishes), [actors.donor() for _ in range(n_donors)]
 
 
 def wait_for(predicate, timeout: float, what: str, poll: float = 0.1):

@@ -20,13 +20,17 @@ from tests.faults.conftest import Storm, audit, live_settings, make_world, scala
 pytestmark = pytest.mark.usefixtures("needs_postgres")
 
 
+def _admin_engine(database_url: str) -> sa.Engine:
+    """A connection of our own to the test database, outside the app's pool."""
+    return sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1),
+                            poolclass=NullPool, isolation_level="AUTOCOMMIT")
+
+
 class BackendKiller:
     """Every `every` seconds, terminate every backend of the test database but our own."""
 
     def __init__(self, database_url: str, every: float) -> None:
-        self.engine = sa.create_engine(
-            database_url.replace("postgresql://", "postgresql+psycopg://", 1),
-            poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        self.engine = _admin_engine(database_url)
         self.database = database_url.rsplit("/", 1)[1]
         assert self.database.startswith("wxy_test_"), self.database  # never anyone else's
         self.every = every
@@ -120,10 +124,10 @@ def test_connection_killed_after_commit_keeps_the_answer(app_config, database_ur
         db.session.execute(sa.text("SELECT 1"))
         db.session.commit()
         pid = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
-        killer = BackendKiller(database_url, every=60)
-        with killer.engine.connect() as conn:
+        admin = _admin_engine(database_url)
+        with admin.connect() as conn:
             conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        killer.engine.dispose()
+        admin.dispose()
         return {"committed": True}
 
     client = fresh.test_client()

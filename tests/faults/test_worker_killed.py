@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from app.claims.models import Proof
 from app.extensions import db
+from tests.factories import open_wishes_through_services
 from tests.faults.conftest import audit, claim_invariants, wait_for
 
 pytestmark = pytest.mark.usefixtures("needs_postgres")
@@ -42,24 +43,16 @@ def _proofs_waiting(app, n: int) -> list[str]:
     """n donors each claim a wish and upload a big photo, through the services, with no worker
     running: n media jobs wait in the queue."""
     from app.auth.models import User
-    from app.auth.service import create_staff, login_wechat
-    from app.beneficiaries.service import create_beneficiary
+    from app.auth.service import login_wechat
     from app.claims.proofs import submit_proof
     from app.claims.service import claim_wish
-    from app.wishes import service as wishes
-    from tests.factories import PASSWORD, TOWN, beneficiary_payload, wish_payload
 
+    wish_ids = open_wishes_through_services(app, n)
     with app.app_context():
-        caseworker = create_staff("cw-kill", "caseworker", PASSWORD, [TOWN])
-        moderator = create_staff("mod-kill", "moderator", PASSWORD)
-        ben = create_beneficiary(caseworker, beneficiary_payload())
         proof_ids = []
-        for i in range(n):
-            wish = wishes.create_wish(caseworker, wish_payload(ben.id))
-            wishes.submit_wish(caseworker, wish.id)
-            wishes.approve_wish(moderator, wish.id)
+        for i, wish_id in enumerate(wish_ids):
             donor = db.session.get(User, login_wechat(f"dev:killed{i}")["user"].id)
-            claim = claim_wish(donor, wish.id)
+            claim = claim_wish(donor, wish_id)
             proof_ids.append(submit_proof(donor, claim.id, _big_photo(i), "送到了").id)
         return proof_ids
 

@@ -12,31 +12,23 @@ from sqlalchemy import func, select, text, update
 from app.claims.models import Claim, ClaimTransition
 from app.extensions import db
 from app.notifications.models import OutboxMessage
+from tests.factories import open_wishes_through_services
 
 pytestmark = pytest.mark.usefixtures("needs_postgres")
 
 
 def _make_claims(app, n: int) -> list[str]:
     """n active claims on n open wishes, through the services (fast, with every audit row)."""
-    from app.auth.service import create_staff, login_wechat
-    from app.beneficiaries.service import create_beneficiary
-    from app.claims.service import claim_wish
-    from app.wishes import service as wishes
-    from tests.factories import PASSWORD, TOWN, beneficiary_payload, wish_payload
-
     from app.auth.models import User
+    from app.auth.service import login_wechat
+    from app.claims.service import claim_wish
 
+    wish_ids = open_wishes_through_services(app, n)
     with app.app_context():
-        caseworker = create_staff("cw-faults", "caseworker", PASSWORD, [TOWN])
-        moderator = create_staff("mod-faults", "moderator", PASSWORD)
-        ben = create_beneficiary(caseworker, beneficiary_payload())
         ids = []
-        for i in range(n):
-            wish = wishes.create_wish(caseworker, wish_payload(ben.id))
-            wishes.submit_wish(caseworker, wish.id)
-            wishes.approve_wish(moderator, wish.id)
+        for i, wish_id in enumerate(wish_ids):
             donor_id = login_wechat(f"dev:faults{i}")["user"].id
-            ids.append(claim_wish(db.session.get(User, donor_id), wish.id).id)
+            ids.append(claim_wish(db.session.get(User, donor_id), wish_id).id)
         return ids
 
 
