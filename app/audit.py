@@ -31,6 +31,7 @@ from app.ledger.models import LedgerCheckpoint, LedgerEntry
 from app.media.storage import get_storage
 from app.notifications.models import OutboxMessage
 from app.types import utcnow
+from app.uow import reset
 from app.wishes.models import Wish
 
 logger = logging.getLogger(__name__)
@@ -302,9 +303,9 @@ def run_audit() -> AuditReport:
             fn(result)
         except Exception as exc:  # noqa: BLE001 - the auditor reports, it does not stop
             logger.exception("audit check %s crashed", name)
-            db.session.rollback()
+            reset()
             result.failures.append(f"check could not run: {type(exc).__name__}: {exc}")
         result.seconds = time.perf_counter() - started
         results.append(result)
-    db.session.rollback()  # the auditor never writes
+    reset()  # the auditor never writes
     return AuditReport(results)

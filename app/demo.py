@@ -25,6 +25,7 @@ from app.beneficiaries.service import create_beneficiary
 from app.errors import AppError
 from app.extensions import db
 from app.types import utcnow
+from app.uow import unit_of_work
 from app.wishes import service as wishes
 from app.wishes.models import STATUSES, Wish
 
@@ -173,8 +174,8 @@ def _demo_donor(name: str, key: str) -> User:
     # a real WeChat app is configured: make the account the way first login would
     donor = User(role="donor", wechat_openid=f"demo-{key}", display_name=name, active=True,
                  token_version=1)
-    db.session.add(donor)
-    db.session.commit()
+    with unit_of_work():
+        db.session.add(donor)
     return donor
 
 

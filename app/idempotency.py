@@ -3,8 +3,9 @@
 Records live in the database, per user and key, for at least IDEMPOTENCY_TTL (24 h):
   - the first request inserts an `in_flight` record in its own short transaction, so a second
     request with the same key at the same moment sees it and gets 409 `idempotency_key_in_use`;
-  - the business write attaches its resource (e.g. the claim) to the record inside *its own*
-    transaction, so the effect and the record cannot part;
+  - the business write names its resource (e.g. the claim) with `uow.produced(...)`, and the
+    unit of work attaches it to the record inside *its own* transaction, so the effect and the
+    record cannot part;
   - after the view answers, the response is stored and the record is `done`; a retry gets the
     stored response with `Idempotent-Replayed: true`;
   - a different request with the same key is 422 `idempotency_key_reused`;
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.errors import AppError
 from app.extensions import db
 from app.types import UTCDateTime, utcnow
+from app.uow import reset, unit_of_work, use_case
 
 log = logging.getLogger(__name__)
 
@@ -83,70 +85,64 @@ def validate_key(key: str | None) -> str:
 def begin(user_id: str, key: str, fp: str) -> IdempotencyRecord | Replay:
     """Claim the key for this request, or return what a retry must answer."""
     now = utcnow()
-    record = IdempotencyRecord(user_id=user_id, key=key, fingerprint=fp, state="in_flight",
-                               created_at=now, expires_at=now + IDEMPOTENCY_TTL)
-    db.session.add(record)
     try:
-        db.session.commit()
+        with unit_of_work():
+            record = IdempotencyRecord(user_id=user_id, key=key, fingerprint=fp,
+                                       state="in_flight", created_at=now,
+                                       expires_at=now + IDEMPOTENCY_TTL)
+            db.session.add(record)
         return record
     except IntegrityError:
-        db.session.rollback()
-    existing = db.session.execute(
-        select(IdempotencyRecord).where(IdempotencyRecord.user_id == user_id,
-                                        IdempotencyRecord.key == key)
-        .with_for_update()
-    ).scalar_one_or_none()
+        pass
+    with unit_of_work() as uow:
+        existing = uow.lock("idempotency_key", select(IdempotencyRecord).where(
+            IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
+            .with_for_update()).scalar_one_or_none()
+        if existing is not None:
+            outcome = _existing(existing, fp, now)
     if existing is None:  # deleted by a failed first attempt in between: try once more
         return begin(user_id, key, fp)
+    return outcome
+
+
+def _existing(existing: IdempotencyRecord, fp: str, now) -> IdempotencyRecord | Replay:
+    """Inside begin's unit of work, with the record locked."""
     if existing.fingerprint != fp:
-        db.session.rollback()
         raise AppError("idempotency_key_reused", 422,
                        "该 Idempotency-Key 已用于另一个不同的请求，请换一个新的")
     if existing.state == "done":
-        replay = Replay(existing.response_status, existing.response_headers or {},
-                        existing.response_body or b"")
-        db.session.rollback()
-        return replay
+        return Replay(existing.response_status, existing.response_headers or {},
+                      existing.response_body or b"")
     if existing.resource_id is not None or now - existing.created_at > STALE_IN_FLIGHT:
         # The first attempt committed its effect but died before storing the response, or died
         # before committing anything: this retry takes the record over.
         existing.created_at = now
-        db.session.commit()
         return existing
-    db.session.rollback()
     raise AppError("idempotency_key_in_use", 409, "相同 Idempotency-Key 的请求正在处理中，请稍后重试",
                    headers={"Retry-After": "1"})
 
 
-def attach(record: IdempotencyRecord | None, resource_type: str, resource_id: str) -> None:
-    """Called by a service inside its business transaction."""
-    if record is not None:
-        record.resource_type = resource_type
-        record.resource_id = resource_id
-        db.session.add(record)
-
-
+@use_case
 def finish(record: IdempotencyRecord, status: int, headers: dict[str, str], body: bytes) -> None:
     record = db.session.merge(record)
     record.state = "done"
     record.response_status = status
     record.response_headers = headers
     record.response_body = body
-    db.session.commit()
 
 
 def abandon(record: IdempotencyRecord) -> None:
     """The request failed without an effect: free the key for a retry."""
-    db.session.rollback()
-    db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id,
-                                                       IdempotencyRecord.resource_id.is_(None)))
-    db.session.commit()
+    reset()  # whatever the failed request left in the session goes first
+    with unit_of_work():
+        db.session.execute(delete(IdempotencyRecord).where(
+            IdempotencyRecord.id == record.id, IdempotencyRecord.resource_id.is_(None)))
 
 
+@use_case
 def purge_expired(now: datetime | None = None) -> int:
     result = db.session.execute(
         delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < (now or utcnow())))
-    db.session.commit()
     return result.rowcount or 0
 
 

@@ -19,7 +19,7 @@ from rq.serializers import JSONSerializer
 from sqlalchemy.orm import Session
 
 from app.redis_conn import get_redis
-from app.txn import on_commit
+from app.uow import on_commit
 
 # Purpose-named queues; a worker listens on all of them, in this order of priority.
 QUEUES: tuple[str, ...] = ("default", "notifications", "media", "ledger", "maintenance")

@@ -11,7 +11,7 @@ from app.claims import service
 from app.extensions import db
 from app.ratelimit import rate_limited
 from app.claims.models import Claim
-from miniprogram_api.idempotent import current_record, idempotent
+from miniprogram_api.idempotent import idempotent
 from miniprogram_api.schemas import PageArgs, PublicWishCard, UTCDateTime, page_schema
 
 blp = Blueprint("claims", __name__, description="认领与48小时承诺")
@@ -70,7 +70,7 @@ def _render_claim(claim_id: str) -> Response:
 @idempotent(_render_claim)
 def claim(body, wish_id):
     """认领一个待认领的心愿；须在 due_at 之前送达并上传凭证。请求体可省略"""
-    return created(_claim_out, service.claim_wish(require_user(), wish_id, current_record(),
+    return created(_claim_out, service.claim_wish(require_user(), wish_id,
                                                   anonymous=body.get("anonymous", True)))
 
 

@@ -13,7 +13,7 @@ from app.fund import payments
 from app.fund.models import Donation
 from app.ratelimit import rate_limited
 from miniprogram_api.claims import IDEMPOTENCY_HEADER
-from miniprogram_api.idempotent import current_record, idempotent
+from miniprogram_api.idempotent import idempotent
 from miniprogram_api.schemas import MaxFromSetting, PageArgs, UTCDateTime, page_schema
 
 blp = Blueprint("donations", __name__, description="505公益基金：爱心捐款与微信支付")
@@ -114,7 +114,7 @@ def _render_donation(donation_id: str) -> Response:
 @idempotent(_render_donation)
 def donate(body):
     """向505公益基金捐款：创建待支付的捐款并下微信支付订单，返回 wx.requestPayment 所需参数"""
-    return _render(*service.create_donation(require_user(), body, current_record()))
+    return _render(*service.create_donation(require_user(), body))
 
 
 @blp.route("/donations/<donation_id>", methods=["GET"])

@@ -5,12 +5,11 @@ import functools
 import hashlib
 from typing import Callable
 
-from flask import Response, current_app, g, make_response, request
+from flask import Response, current_app, make_response, request
 
-from app import idempotency
+from app import idempotency, uow
 from app.auth.policy import require_user
 from app.errors import AppError, problem
-from app.extensions import db
 
 REPLAY_HEADER = "Idempotent-Replayed"
 _KEPT_HEADERS = ("Content-Type", "Location")
@@ -52,10 +51,10 @@ def idempotent(render_resource: Callable[[str], Response]) -> Callable:
                 if record.resource_id is not None:
                     response = render_resource(record.resource_id)
                 else:
-                    g.idempotency_record = record
-                    response = make_response(view(*args, **kwargs))
+                    with uow.idempotency_record(record):
+                        response = make_response(view(*args, **kwargs))
             except AppError as exc:
-                db.session.rollback()  # nothing half-done may ride along with the record
+                uow.reset()  # nothing half-done may ride along with the record
                 response = problem(exc.status, exc.code, exc.detail, title=exc.title,
                                    errors=exc.errors, headers=exc.headers, extra=exc.extra)
             except BaseException:
@@ -72,6 +71,3 @@ def idempotent(render_resource: Callable[[str], Response]) -> Callable:
 
     return decorator
 
-
-def current_record():
-    return g.get("idempotency_record")

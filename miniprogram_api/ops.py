@@ -9,6 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.auth.policy import PUBLIC, allow
 from app.extensions import db
 from app.redis_conn import get_redis
+from app.uow import reset
 
 blp = Blueprint("ops", __name__, description="运维：存活与就绪检查")
 blp.url_prefix_rel = ""
@@ -38,7 +39,7 @@ def readyz():
         db.session.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except SQLAlchemyError:
-        db.session.rollback()
+        reset()
         checks["database"] = "unreachable"
         current_app.logger.warning("readyz: database unreachable")
     try:

@@ -19,7 +19,7 @@ from app.media.signing import verify
 from app.media.storage import content_type_for, get_storage
 from app.ratelimit import rate_limited
 from miniprogram_api.claims import IDEMPOTENCY_HEADER
-from miniprogram_api.idempotent import current_record, idempotent
+from miniprogram_api.idempotent import idempotent
 from miniprogram_api.schemas import UTCDateTime
 
 blp = Blueprint("proofs", __name__, description="送达凭证照片")
@@ -95,8 +95,7 @@ def upload_limit(view):
 def upload(form, files, claim_id):
     """上传送达照片：认领变为已送达，计时停止；照片去除全部元数据后重新编码保存"""
     photo = files["photo"].read(current_app.config["MAX_UPLOAD_BYTES"] + 1)
-    proof = service.submit_proof(require_user(), claim_id, photo, form.get("note"),
-                                 current_record())
+    proof = service.submit_proof(require_user(), claim_id, photo, form.get("note"))
     return _created(proof)
 
 

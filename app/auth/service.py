@@ -1,4 +1,4 @@
-"""Login and account use cases. Each function owns its commit."""
+"""Login and account use cases, each one unit of work."""
 from __future__ import annotations
 
 import hashlib
@@ -18,6 +18,7 @@ from app.errors import AppError
 from app.extensions import db
 from app.regions import validate_region_code
 from app.types import utcnow
+from app.uow import unit_of_work, use_case
 
 log = logging.getLogger(__name__)
 
@@ -43,41 +44,42 @@ def login_wechat(code: str) -> dict:
     else:
         session = wechat.code_to_session(code)
         openid, unionid, display = session.openid, session.unionid, None
-    user = db.session.execute(select(User).filter_by(wechat_openid=openid)).scalar_one_or_none()
-    if user is None:
-        digest = hashlib.sha256(openid.encode()).hexdigest()[:6]
-        # active/token_version set here: column defaults apply only at flush, after the checks
-        user = User(role=DONOR, wechat_openid=openid, wechat_unionid=unionid,
-                    display_name=display or f"爱心人士{digest}", active=True, token_version=1)
-        db.session.add(user)
-        log.info("new donor account created")
-    if not user.active:
-        db.session.rollback()
-        raise AppError("account_disabled", 403, "该账号已被停用")
-    user.last_login_at = utcnow()
-    db.session.commit()
+    with unit_of_work():
+        user = db.session.execute(
+            select(User).filter_by(wechat_openid=openid)).scalar_one_or_none()
+        if user is None:
+            digest = hashlib.sha256(openid.encode()).hexdigest()[:6]
+            # active/token_version set here: column defaults apply only at flush, after the checks
+            user = User(role=DONOR, wechat_openid=openid, wechat_unionid=unionid,
+                        display_name=display or f"爱心人士{digest}", active=True, token_version=1)
+            db.session.add(user)
+            log.info("new donor account created")
+        if not user.active:
+            raise AppError("account_disabled", 403, "该账号已被停用")
+        user.last_login_at = utcnow()
     return token_response(user)
 
 
 def login_staff(username: str, password: str, address: str) -> dict:
     throttle.check_not_locked(username, address)
-    user = db.session.execute(
-        select(User).where(User.username == username.strip(), User.role.in_(STAFF_ROLES))
-    ).scalar_one_or_none()
-    if not verify_password(user.password_hash if user else None, password):
-        throttle.record_failure(username, address)
-        log.info("staff login failed for a username from %s", address)
-        raise AppError("invalid_credentials", 401, "用户名或密码错误")
-    if not user.active:
-        raise AppError("account_disabled", 403, "该账号已被停用")
-    throttle.clear_failures(username)
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
-    user.last_login_at = utcnow()
-    db.session.commit()
+    with unit_of_work():
+        user = db.session.execute(
+            select(User).where(User.username == username.strip(), User.role.in_(STAFF_ROLES))
+        ).scalar_one_or_none()
+        if not verify_password(user.password_hash if user else None, password):
+            throttle.record_failure(username, address)
+            log.info("staff login failed for a username from %s", address)
+            raise AppError("invalid_credentials", 401, "用户名或密码错误")
+        if not user.active:
+            raise AppError("account_disabled", 403, "该账号已被停用")
+        throttle.clear_failures(username)
+        if needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+        user.last_login_at = utcnow()
     return token_response(user)
 
 
+@use_case
 def create_staff(username: str, role: str, password: str, regions: Iterable[str] = (),
                  display_name: str | None = None) -> User:
     if not USERNAME_RE.match(username):
@@ -99,11 +101,11 @@ def create_staff(username: str, role: str, password: str, regions: Iterable[str]
                 display_name=display_name or username,
                 regions=[StaffRegion(region_code=code) for code in regions])
     db.session.add(user)
-    db.session.commit()
     log.info("staff account %s created with role %s", username, role)
     return user
 
 
+@use_case
 def update_staff(user_id: str, *, active: bool | None = None, role: str | None = None,
                  regions: list[str] | None = None) -> User:
     """Admin changes to a staff account. Any change ends the account's current sessions."""
@@ -124,11 +126,9 @@ def update_staff(user_id: str, *, active: bool | None = None, role: str | None =
         kept = {row.region_code: row for row in user.regions}
         user.regions = [kept.get(code) or StaffRegion(region_code=code) for code in codes]
     if user.role == "caseworker" and not user.regions:
-        db.session.rollback()
         raise AppError("validation_error", 422, "协理员必须绑定至少一个区划代码",
                        errors={"regions": ["必填"]})
     user.token_version += 1
-    db.session.commit()
     log.info("staff account %s updated; old tokens revoked", user.username)
     return user
 
@@ -139,6 +139,7 @@ def list_staff() -> list[User]:
 
 
 
+@use_case
 def update_profile(user: User, data: dict) -> User:
     """The caller's own profile. Today: the display name a donor typed in the mini-program's
     nickname field; the open ledger shows only its first character (陈*), and only for claims
@@ -154,6 +155,5 @@ def update_profile(user: User, data: dict) -> User:
             raise AppError("pii_in_text", 422, "昵称中不能包含手机号、身份证号或银行卡号",
                            errors={"display_name": ["包含个人敏感信息"]})
         user.display_name = name
-    db.session.commit()
     log.info("profile of %s updated", user.id)
     return user

@@ -19,6 +19,7 @@ from app.extensions import db
 from app.pagination import Page, keyset_page
 from app.regions import validate_region_code
 from app.types import new_id, utcnow
+from app.uow import lock, unit_of_work, use_case
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def identity_of(ben: Beneficiary) -> dict[str, str | None]:
             for field in IDENTITY_FIELDS}
 
 
+@use_case
 def create_beneficiary(actor: User, data: dict[str, Any]) -> Beneficiary:
     region = validate_region_code(data["region_code"])
     if not in_scope(actor, region):
@@ -94,7 +96,6 @@ def create_beneficiary(actor: User, data: dict[str, Any]) -> Beneficiary:
     for field, value in values.items():
         setattr(ben, f"{field}_enc", pii.encrypt(value, _context(ben_id, field)))
     db.session.add(ben)
-    db.session.commit()
     log.info("beneficiary %s recorded by %s in %s", ben.id, actor.id, region)
     return ben
 
@@ -116,6 +117,7 @@ def list_beneficiaries_for(actor: User, *, limit: int, cursor: str | None) -> Pa
                        limit=limit, cursor=cursor, cursor_kind="beneficiaries")
 
 
+@use_case
 def view_beneficiary(actor: User, ben: Beneficiary, *, reveal: bool,
                      purpose: str | None = None) -> dict[str, Any]:
     """Staff view: identity masked, or in clear with an access-audit row written first."""
@@ -124,7 +126,6 @@ def view_beneficiary(actor: User, ben: Beneficiary, *, reveal: bool,
         db.session.add(PiiAccess(beneficiary_id=ben.id, actor_id=actor.id,
                                  fields=[f for f in IDENTITY_FIELDS if identity[f]],
                                  purpose=purpose, request_id=g.get("request_id")))
-        db.session.commit()
         log.info("identity of beneficiary %s revealed to %s", ben.id, actor.id)
         shown = identity
     else:
@@ -149,6 +150,7 @@ def list_access_log(ben: Beneficiary) -> list[PiiAccess]:
     ).scalars())
 
 
+@use_case
 def withdraw_consent(actor: User, ben_id: str) -> Beneficiary:
     """Withdrawal of consent (PIPL art. 15): every wish leaves the public views, photos are
     deleted, identity is erased. Ledger entries stay; they only ever named the alias, which is
@@ -171,7 +173,6 @@ def withdraw_consent(actor: User, ben_id: str) -> Beneficiary:
     ben.birth_year = None
     ben.alias = "受助人" + ben.id[-6:].upper()
     ben.erased = True
-    db.session.commit()
     log.info("consent withdrawn for beneficiary %s by %s; identity erased", ben.id, actor.id)
     return ben
 
@@ -191,20 +192,20 @@ def reencrypt_identities(batch_size: int = 200) -> int:
     changed = 0
     last_id = ""
     while True:
-        batch = list(db.session.execute(
-            select(Beneficiary).where(Beneficiary.id > last_id).order_by(Beneficiary.id)
-            .limit(batch_size).with_for_update()).scalars())
-        if not batch:
-            db.session.commit()
-            return changed
-        for ben in batch:
-            for field in IDENTITY_FIELDS:
-                blob = getattr(ben, f"{field}_enc")
-                if not pii.is_current_key(blob):
-                    context = _context(ben.id, field)
-                    setattr(ben, f"{field}_enc", pii.encrypt(pii.decrypt(blob, context), context))
-                    changed += 1
-        last_id = batch[-1].id
-        db.session.commit()
+        with unit_of_work():
+            batch = list(lock("beneficiary", select(Beneficiary).where(Beneficiary.id > last_id)
+                              .order_by(Beneficiary.id).limit(batch_size).with_for_update()
+                              ).scalars())
+            if not batch:
+                return changed
+            for ben in batch:
+                for field in IDENTITY_FIELDS:
+                    blob = getattr(ben, f"{field}_enc")
+                    if not pii.is_current_key(blob):
+                        context = _context(ben.id, field)
+                        setattr(ben, f"{field}_enc",
+                                pii.encrypt(pii.decrypt(blob, context), context))
+                        changed += 1
+            last_id = batch[-1].id
         log.info("re-encrypted identity fields up to beneficiary %s (%d fields so far)",
                  last_id, changed)

@@ -13,7 +13,6 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select
 
-from app import idempotency
 from app.auth.models import User
 from app.beneficiaries.models import Beneficiary
 from app.beneficiaries.service import on_consent_withdrawn
@@ -26,7 +25,7 @@ from app.media import images
 from app.media.signing import signed_url
 from app.media.storage import get_storage
 from app.queue import enqueue_after_commit
-from app.txn import on_commit
+from app.uow import current, on_commit, unit_of_work, use_case
 from app.types import new_id, utcnow
 from app.wishes.models import Wish
 
@@ -36,8 +35,7 @@ _EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 _CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
 
-def submit_proof(donor: User, claim_id: str, photo: bytes, note: str | None,
-                 record=None) -> Proof:
+def submit_proof(donor: User, claim_id: str, photo: bytes, note: str | None) -> Proof:
     claim = get_claim_for(donor, claim_id)
     if claim.donor_id != donor.id:
         raise AppError("not_found", 404, "未找到该认领")
@@ -47,32 +45,36 @@ def submit_proof(donor: User, claim_id: str, photo: bytes, note: str | None,
     fmt = images.sniff_format(photo[:16])
     images.inspect(photo, current_app.config["MAX_IMAGE_PIXELS"])  # before any lock is held
 
-    claim = lock_claim_for(donor, claim_id)
-    mark_delivered(claim, donor.id)  # re-checks the deadline under the lock
-    proof_id = new_id("prf")
-    upload_key = f"quarantine/{proof_id}/upload{_EXTENSIONS[fmt]}"
-    proof = Proof(id=proof_id, claim_id=claim.id, wish_id=claim.wish_id, uploaded_by=donor.id,
-                  note=note, status="processing", upload_key=upload_key)
-    db.session.add(proof)
-    idempotency.attach(record, "proof", proof.id)
-    enqueue_after_commit(db.session, "media", "workers.jobs.process_proof", proof.id)
     storage = get_storage()
-    storage.put(upload_key, photo, _CONTENT_TYPES[fmt])
+    written = None  # the quarantined upload, deleted again if the transaction fails
     try:
-        db.session.commit()
+        with unit_of_work() as uow:
+            claim = lock_claim_for(donor, claim_id)
+            mark_delivered(claim, donor.id)  # re-checks the deadline under the lock
+            proof_id = new_id("prf")
+            upload_key = f"quarantine/{proof_id}/upload{_EXTENSIONS[fmt]}"
+            proof = Proof(id=proof_id, claim_id=claim.id, wish_id=claim.wish_id,
+                          uploaded_by=donor.id, note=note, status="processing",
+                          upload_key=upload_key)
+            db.session.add(proof)
+            uow.produced("proof", proof.id)
+            enqueue_after_commit(db.session, "media", "workers.jobs.process_proof", proof.id)
+            storage.put(upload_key, photo, _CONTENT_TYPES[fmt])
+            written = upload_key
     except Exception:
-        storage.delete(upload_key)
+        if written is not None:
+            storage.delete(written)
         raise
     log.info("proof %s uploaded for claim %s; claim delivered", proof.id, claim.id)
     return proof
 
 
+@use_case
 def process_proof(proof_id: str) -> str:
     """The media job: re-encode, thumbnail, hash, compare. Safe to run twice."""
-    proof = db.session.execute(select(Proof).where(Proof.id == proof_id)
-                               .with_for_update(skip_locked=True)).scalar_one_or_none()
+    proof = current().lock("proof", select(Proof).where(Proof.id == proof_id)
+                           .with_for_update(skip_locked=True)).scalar_one_or_none()
     if proof is None or proof.status != "processing":
-        db.session.rollback()
         return proof.status if proof else "missing"
     storage = get_storage()
     try:
@@ -82,7 +84,6 @@ def process_proof(proof_id: str) -> str:
         log.warning("proof %s could not be processed: %s", proof.id, exc)
         proof.status = "failed"
         _delete_upload(proof, storage)
-        db.session.commit()
         return proof.status
     proof.image_key = f"proofs/{proof.id}/full.jpg"
     proof.thumb_key = f"proofs/{proof.id}/thumb.jpg"
@@ -95,7 +96,6 @@ def process_proof(proof_id: str) -> str:
     proof.processed_at = utcnow()
     _delete_upload(proof, storage)
     notices.proof_submitted(db.session.get(Claim, proof.claim_id), proof.id, proof.similar_to)
-    db.session.commit()
     if proof.similar_to:
         log.warning("proof %s looks like earlier proofs %s", proof.id, proof.similar_to)
     return proof.status
@@ -117,6 +117,7 @@ def _delete_upload(proof: Proof, storage) -> None:
         on_commit(db.session, lambda: storage.delete(key))
 
 
+@use_case
 def requeue_stuck(older_than_seconds: int | None = None) -> int:
     """Sweeper: proofs whose media job was lost get a new doorbell: Redis lost the job, or the
     worker died mid-job (RQ 3.0 never reruns an abandoned job: it only moves it to the failed
@@ -128,7 +129,6 @@ def requeue_stuck(older_than_seconds: int | None = None) -> int:
         Proof.status == "processing", Proof.created_at < cutoff)).scalars())
     for proof_id in ids:
         enqueue_after_commit(db.session, "media", "workers.jobs.process_proof", proof_id)
-    db.session.commit()
     return len(ids)
 
 

@@ -14,7 +14,6 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from app import idempotency
 from app.auth.models import MODERATOR, User
 from app.auth.policy import in_scope
 from app.claims import notices
@@ -25,6 +24,7 @@ from app.extensions import db
 from app.pagination import Page, keyset_page
 from app.queue import schedule_after_commit
 from app.types import utcnow
+from app.uow import lock as lock_, unit_of_work, use_case
 from app.wishes.lifecycle import transition as wish_transition
 from app.wishes.models import Wish
 
@@ -69,14 +69,25 @@ def _check_donor_may_claim(donor: User, now: datetime) -> None:
                            extra={"cooldown_until": until.isoformat().replace("+00:00", "Z")})
 
 
-def claim_wish(donor: User, wish_id: str, record=None, *, anonymous: bool = True) -> Claim:
+def claim_wish(donor: User, wish_id: str, *, anonymous: bool = True) -> Claim:
     """One donor claims one open wish. Of any number of simultaneous claims, one succeeds.
     `anonymous=False`: the ledger entry of its fulfilment shows the donor masked (陈*)."""
+    try:
+        with unit_of_work() as uow:
+            claim = _claim(uow, donor, wish_id, anonymous)
+    except IntegrityError:  # the partial unique index: another claim got there first
+        raise AppError("wish_already_claimed", 409, "这个心愿刚刚已被其他爱心人士认领") from None
+    log.info("wish %s claimed by %s (claim %s, due %s)", claim.wish_id, donor.id, claim.id,
+             claim.due_at)
+    return claim
+
+
+def _claim(uow, donor: User, wish_id: str, anonymous: bool) -> Claim:
     now = utcnow()
     # Serialize a donor's own claims (the active-claim limit) and then the wish itself.
-    db.session.execute(select(User.id).where(User.id == donor.id).with_for_update())
-    wish = db.session.execute(
-        select(Wish).where(Wish.id == wish_id).with_for_update(of=Wish)).scalar_one_or_none()
+    uow.lock("user", select(User.id).where(User.id == donor.id).with_for_update())
+    wish = uow.lock("wish", select(Wish).where(Wish.id == wish_id).with_for_update(of=Wish)
+                    ).scalar_one_or_none()
     if wish is None or not wish.is_public:
         raise AppError("not_found", 404, "未找到该心愿")
     if wish.status in ("claimed", "delivered"):
@@ -90,22 +101,12 @@ def claim_wish(donor: User, wish_id: str, record=None, *, anonymous: bool = True
     db.session.add(claim)
     wish_transition(wish, "claim", donor.id)
     wish.due_at = due
-    try:
-        db.session.flush()
-    except IntegrityError:  # the partial unique index: another claim got there first
-        db.session.rollback()
-        raise AppError("wish_already_claimed", 409, "这个心愿刚刚已被其他爱心人士认领") from None
+    db.session.flush()
     db.session.add(ClaimTransition(claim_id=claim.id, from_status=None, to_status="active",
                                    action="claim", actor_id=donor.id, at=now))
-    idempotency.attach(record, "claim", claim.id)
+    uow.produced("claim", claim.id)
     notices.claimed(claim)
     _schedule(claim)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise AppError("wish_already_claimed", 409, "这个心愿刚刚已被其他爱心人士认领") from None
-    log.info("wish %s claimed by %s (claim %s, due %s)", wish.id, donor.id, claim.id, due)
     return claim
 
 
@@ -123,8 +124,9 @@ def get_claim_for(user: User, claim_id: str, *, lock: bool = False) -> Claim:
     """Its donor, a caseworker in scope of its wish, or a moderator; everyone else gets 404."""
     query = select(Claim).where(Claim.id == claim_id)
     if lock:
-        query = query.with_for_update(of=Claim)
-    claim = db.session.execute(query).scalar_one_or_none()
+        claim = lock_("claim", query.with_for_update(of=Claim)).scalar_one_or_none()
+    else:
+        claim = db.session.execute(query).scalar_one_or_none()
     if claim is None:
         raise _not_found()
     if claim.donor_id == user.id or user.role == MODERATOR or (
@@ -137,7 +139,7 @@ def lock_claim_for(user: User, claim_id: str) -> Claim:
     """get_claim_for with row locks on the claim and then its wish (always in that order), and
     the wish re-read under its lock: every move of a claim starts here."""
     claim = get_claim_for(user, claim_id, lock=True)
-    db.session.execute(select(Wish.id).where(Wish.id == claim.wish_id).with_for_update())
+    lock_("wish", select(Wish.id).where(Wish.id == claim.wish_id).with_for_update())
     db.session.refresh(claim.wish)
     return claim
 
@@ -148,12 +150,12 @@ def list_claims_of(donor: User, *, limit: int, cursor: str | None) -> Page:
                        cursor=cursor, cursor_kind="my-claims")
 
 
+@use_case
 def release_claim(donor: User, claim_id: str) -> Claim:
     claim = lock_claim_for(donor, claim_id)
     if claim.donor_id != donor.id:
         raise AppError("forbidden", 403, "只有认领人可以放弃认领")
     move(claim, "release", donor.id)
-    db.session.commit()
     log.info("claim %s released by its donor", claim.id)
     return claim
 
@@ -163,6 +165,7 @@ def _check_caseworker(user: User, claim: Claim) -> None:
         raise AppError("forbidden", 403, "只有负责该区划的协理员可以确认或提出异议")
 
 
+@use_case
 def confirm_claim(user: User, claim_id: str) -> Claim:
     claim = lock_claim_for(user, claim_id)
     _check_caseworker(user, claim)
@@ -171,11 +174,11 @@ def confirm_claim(user: User, claim_id: str) -> Claim:
     for hook in _CONFIRM_HOOKS:
         hook(claim)
     notices.fulfilled(claim)
-    db.session.commit()
     log.info("claim %s confirmed by %s; wish %s fulfilled", claim.id, user.id, claim.wish_id)
     return claim
 
 
+@use_case
 def dispute_claim(user: User, claim_id: str, reason: str) -> Claim:
     claim = lock_claim_for(user, claim_id)
     _check_caseworker(user, claim)
@@ -186,13 +189,13 @@ def dispute_claim(user: User, claim_id: str, reason: str) -> Claim:
     move(claim, "dispute", user.id, reason)
     notices.disputed(claim, reason)
     _schedule(claim)
-    db.session.commit()
     log.info("claim %s disputed by %s; new due %s", claim.id, user.id, claim.due_at)
     return claim
 
 
 def mark_delivered(claim: Claim, actor_id: str) -> None:
-    """The donor proved delivery: the clock stops. The caller holds the claim lock and commits."""
+    """The donor proved delivery: the clock stops. Inside the caller's unit of work, which holds
+    the claim's lock."""
     if claim.status == "expired" or (claim.status == "active" and claim.due_at <= utcnow()):
         raise AppError("claim_expired", 409, "认领已超过截止时间，不能再提交送达凭证")
     move(claim, "deliver", actor_id)
@@ -212,16 +215,15 @@ def expire_claim(claim_id: str, now: datetime | None = None) -> bool:
     """The per-claim job: expire it if it is still active and due. Safe to run any number of
     times, by any number of workers."""
     now = now or utcnow()
-    claim = db.session.execute(
-        select(Claim).where(Claim.id == claim_id, Claim.status == "active",
-                            Claim.due_at <= now)
-        .with_for_update(of=Claim, skip_locked=True)).scalar_one_or_none()
-    if claim is None:
-        db.session.rollback()
-        return False
-    db.session.execute(select(Wish.id).where(Wish.id == claim.wish_id).with_for_update())
-    expired = _expire_locked(claim, now)
-    db.session.commit()
+    with unit_of_work() as uow:
+        claim = uow.lock("claim", select(Claim).where(Claim.id == claim_id,
+                                                      Claim.status == "active",
+                                                      Claim.due_at <= now)
+                         .with_for_update(of=Claim, skip_locked=True)).scalar_one_or_none()
+        if claim is None:
+            return False
+        uow.lock("wish", select(Wish.id).where(Wish.id == claim.wish_id).with_for_update())
+        expired = _expire_locked(claim, now)
     if expired:
         log.info("claim %s expired; wish %s open again", claim.id, claim.wish_id)
     return expired
@@ -232,23 +234,23 @@ def sweep_due_claims(now: datetime | None = None, batch_size: int = 200) -> int:
     total = 0
     while True:
         now_ = now or utcnow()
-        claims = list(db.session.execute(
-            select(Claim).where(Claim.status == "active", Claim.due_at <= now_)
-            .order_by(Claim.due_at).limit(batch_size)
-            .with_for_update(of=Claim, skip_locked=True)).scalars())
-        if not claims:
-            db.session.rollback()
-            return total
-        db.session.execute(select(Wish.id).where(Wish.id.in_([c.wish_id for c in claims]))
-                           .order_by(Wish.id).with_for_update())
-        for claim in claims:
-            total += _expire_locked(claim, now_)
-        db.session.commit()
+        with unit_of_work() as uow:
+            claims = list(uow.lock("claim", select(Claim)
+                                   .where(Claim.status == "active", Claim.due_at <= now_)
+                                   .order_by(Claim.due_at).limit(batch_size)
+                                   .with_for_update(of=Claim, skip_locked=True)).scalars())
+            if not claims:
+                return total
+            uow.lock("wish", select(Wish.id).where(Wish.id.in_([c.wish_id for c in claims]))
+                     .order_by(Wish.id).with_for_update())
+            for claim in claims:
+                total += _expire_locked(claim, now_)
         log.info("sweeper expired %d claims", len(claims))
         if len(claims) < batch_size:
             return total
 
 
+@use_case
 def send_due_reminders(now: datetime | None = None) -> int:
     """Queue each reminder whose time has come, once (the outbox dedupes on claim, offset and
     deadline, so a rerun or a second sweeper adds nothing)."""
@@ -267,5 +269,4 @@ def send_due_reminders(now: datetime | None = None) -> int:
         due = [o for o in offsets if claim.claimed_at < claim.due_at - timedelta(seconds=o) <= now]
         if due:
             queued += notices.reminder(claim, min(due))
-    db.session.commit()
     return queued

@@ -16,6 +16,7 @@ from app.fund import books
 from app.fund.models import (DISBURSEMENTS_PAID, DONATIONS_RECEIVED, FUND_CASH, BookPosting,
                              BookTransaction, Disbursement, Donation, FundReversal)
 from app.ledger.models import LedgerEntry
+from app.uow import unit_of_work
 
 MAX_LISTED = 20
 
@@ -106,6 +107,11 @@ def _orphans() -> list[str]:
 
 def problems() -> list[str]:
     """Every breach of the fund's invariants, one line each (empty: all is well)."""
+    with unit_of_work(read_only=True):
+        return _problems()
+
+
+def _problems() -> list[str]:
     found = _unbalanced()
     cash = books.balance(FUND_CASH)
     if cash < 0:
@@ -113,5 +119,4 @@ def problems() -> list[str]:
     found += _money_rows(Donation, "donation", DONATIONS_RECEIVED, "paid")
     found += _money_rows(Disbursement, "disbursement", DISBURSEMENTS_PAID, "approved")
     found += _orphans()
-    db.session.rollback()
     return found

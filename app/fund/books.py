@@ -20,6 +20,7 @@ from app.extensions import db
 from app.fund.errors import insufficient
 from app.fund.models import (ACCOUNTS, DISBURSEMENTS_PAID, DONATIONS_RECEIVED, FUND_CASH,
                              BookPosting, BookTransaction)
+from app.uow import lock
 
 FUND_LOCK_KEY = 0x505F0D  # the advisory lock every writer taking money out shares
 
@@ -27,8 +28,10 @@ FUND_LOCK_KEY = 0x505F0D  # the advisory lock every writer taking money out shar
 def lock_fund() -> None:
     """Serialize money-out writers until the current transaction ends. Take it before the
     ledger's lock (app.ledger.log), never after, so the two locks cannot deadlock."""
+    advisory = None
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FUND_LOCK_KEY})
+        advisory = text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=FUND_LOCK_KEY)
+    lock("fund", advisory)  # LOCK_ORDER (app.uow) puts it before the ledger's
 
 
 def balance(account: str = FUND_CASH) -> int:

@@ -22,6 +22,7 @@ from app.ledger import entries, log as ledger
 from app.notifications.service import notify_staff
 from app.pagination import Page, keyset_page
 from app.types import utcnow
+from app.uow import lock as lock_, use_case
 from app.wishes.models import Wish
 from app.wishes.pii_scan import find_pii
 
@@ -72,6 +73,7 @@ def _check_public_text(purpose: str) -> None:
                        errors={"purpose": [f"包含{f['kind']}：{f['text']}" for f in found]})
 
 
+@use_case
 def request_disbursement(moderator: User, data: dict[str, Any]) -> Disbursement:
     """A moderator asks to pay out of the fund; 409 insufficient_funds above today's balance."""
     amount = data["amount_fen"]
@@ -95,7 +97,6 @@ def request_disbursement(moderator: User, data: dict[str, Any]) -> Disbursement:
                  f"{moderator.display_name} 申请从505公益基金拨付 {amount / 100:.2f} 元"
                  f"（{data['purpose'][:40]}），请另一位审核员审批。",
                  {"disbursement_id": item.id}, f"disbursement-requested:{item.id}")
-    db.session.commit()
     log.info("disbursement %s of %d fen requested by %s", item.id, amount, moderator.id)
     return item
 
@@ -103,8 +104,9 @@ def request_disbursement(moderator: User, data: dict[str, Any]) -> Disbursement:
 def get_disbursement(disbursement_id: str, *, lock: bool = False) -> Disbursement:
     query = select(Disbursement).where(Disbursement.id == disbursement_id)
     if lock:
-        query = query.with_for_update(of=Disbursement)
-    item = db.session.execute(query).scalar_one_or_none()
+        item = lock_("disbursement", query.with_for_update(of=Disbursement)).scalar_one_or_none()
+    else:
+        item = db.session.execute(query).scalar_one_or_none()
     if item is None:
         raise _not_found()
     return item
@@ -118,11 +120,11 @@ def ledger_entry(item: Disbursement) -> dict:
                          donor=FUND_NAME)
 
 
+@use_case
 def approve_disbursement(moderator: User, disbursement_id: str) -> Disbursement:
     """A second moderator approves: books, ledger and status in one transaction."""
     item = get_disbursement(disbursement_id, lock=True)
     if item.requested_by == moderator.id:
-        db.session.rollback()
         raise fund_error("second_approver_required", 403,
                          "拨付须由申请人以外的另一位审核员批准")
     if (item.status, "approve") not in TRANSITIONS:
@@ -132,18 +134,17 @@ def approve_disbursement(moderator: User, disbursement_id: str) -> Disbursement:
     item.approved_by = moderator.id
     books.record_disbursement(item.id, item.amount_fen)
     item.ledger_index = ledger.append("disbursement", ledger_entry(item), "disbursement", item.id)
-    db.session.commit()
     log.info("disbursement %s of %d fen approved by %s (ledger %d)", item.id, item.amount_fen,
              moderator.id, item.ledger_index)
     return item
 
 
+@use_case
 def reject_disbursement(moderator: User, disbursement_id: str, reason: str) -> Disbursement:
     """Any moderator (the requester too, to withdraw it) may turn a request down."""
     item = get_disbursement(disbursement_id, lock=True)
     _move(item, "reject", moderator.id, reason)
     item.reject_reason = reason
-    db.session.commit()
     log.info("disbursement %s rejected by %s", item.id, moderator.id)
     return item
 

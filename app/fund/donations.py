@@ -15,7 +15,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
-from app import idempotency, wechatpay
+from app import wechatpay
 from app.auth.models import MODERATOR, User
 from app.errors import AppError
 from app.extensions import db
@@ -24,6 +24,7 @@ from app.fund.models import Donation, DonationTransition
 from app.ledger.entries import donor_display
 from app.pagination import Page, keyset_page
 from app.types import new_id, utcnow
+from app.uow import current, unit_of_work, use_case
 from app.wishes.models import Wish
 
 log = logging.getLogger(__name__)
@@ -69,14 +70,15 @@ def display_for(donation: Donation, donor: User | None = None) -> str:
     return donor_display(donor.display_name if donor else None, named=not donation.anonymous)
 
 
-def create_donation(donor: User, data: dict[str, Any], record=None) -> tuple[Donation, dict | None]:
+def create_donation(donor: User, data: dict[str, Any]) -> tuple[Donation, dict | None]:
     """Record the pending donation (committed), then place its WeChat Pay order.
     Returns the donation and the wx.requestPayment parameters."""
-    donation = open_donation(donor, data, record)
+    donation = open_donation(donor, data)
     return donation, ensure_order(donation)
 
 
-def open_donation(donor: User, data: dict[str, Any], record=None) -> Donation:
+@use_case
+def open_donation(donor: User, data: dict[str, Any]) -> Donation:
     """Check and commit the pending donation, before any call to WeChat Pay."""
     amount = data["amount_fen"]
     _check_amount(amount)
@@ -93,8 +95,7 @@ def open_donation(donor: User, data: dict[str, Any], record=None) -> Donation:
     db.session.add(donation)
     db.session.flush()
     audit(donation, None, "create", donor.id, at=now)
-    idempotency.attach(record, "donation", donation.id)
-    db.session.commit()
+    current().produced("donation", donation.id)
     log.info("donation %s of %d fen opened by %s", donation.id, amount, donor.id)
     return donation
 
@@ -113,8 +114,8 @@ def ensure_order(donation: Donation) -> dict | None:
             amount_fen=donation.amount_fen, payer_openid=donor.wechat_openid,
             expires_at=donation.expires_at)
         # Only this request holds the Idempotency-Key, so nobody else places this order now.
-        donation.prepay_id = prepay_id
-        db.session.commit()
+        with unit_of_work():
+            donation.prepay_id = prepay_id
     return wechatpay.request_payment_params(donation.prepay_id)
 
 

@@ -26,6 +26,7 @@ from app.fund.models import Donation
 from app.ledger import entries, log as ledger
 from app.notifications.service import notify_donor
 from app.types import isoformat, utcnow
+from app.uow import current, use_case
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def handle_notification(headers: Mapping[str, str], body: bytes) -> Donation | N
 
 
 def _mismatch(donation_id: str | None, out_trade_no: Any, via: str, problems: list[str]):
-    db.session.rollback()
+    """The error to raise: raising it rolls the unit of work back, so nothing is written."""
     log.warning("payment mismatch via %s for order %s (donation %s): %s; nothing written",
                 via, str(out_trade_no)[:64], donation_id, ", ".join(problems))
     return fund_error("payment_mismatch", 400, "支付结果与订单不符，未做任何处理",
@@ -99,14 +100,15 @@ def _thank(donation: Donation) -> None:
     }, f"donation-thanks:{donation.id}")
 
 
+@use_case
 def settle(tx: Mapping[str, Any], *, via: str) -> Donation:
     """Apply a successful transaction to its donation, exactly once."""
     out_trade_no = tx.get("out_trade_no")
     donation = None
     if isinstance(out_trade_no, str):
-        donation = db.session.execute(
-            select(Donation).where(Donation.out_trade_no == out_trade_no)
-            .with_for_update(of=Donation)).scalar_one_or_none()
+        donation = current().lock("donation", select(Donation)
+                                  .where(Donation.out_trade_no == out_trade_no)
+                                  .with_for_update(of=Donation)).scalar_one_or_none()
     if donation is None:
         raise _mismatch(None, out_trade_no, via, ["out_trade_no"])
     problems = _problems(donation, tx)
@@ -115,7 +117,7 @@ def settle(tx: Mapping[str, Any], *, via: str) -> Donation:
     if donation.status == "paid":
         if donation.transaction_id != tx["transaction_id"]:
             raise _mismatch(donation.id, out_trade_no, via, ["transaction_id"])
-        db.session.rollback()  # a repeat delivery: acknowledged, nothing changes
+        # A repeat delivery: acknowledged, nothing changes (the unit of work writes nothing).
         log.info("donation %s: repeated payment notice via %s acknowledged", donation.id, via)
         return donation
     source = donation.status
@@ -129,23 +131,20 @@ def settle(tx: Mapping[str, Any], *, via: str) -> Donation:
     donation.ledger_index = ledger.append("money_donation", ledger_entry(donation), "donation",
                                           donation.id)
     _thank(donation)
-    db.session.commit()
     log.info("donation %s paid: %d fen via %s (ledger %d)", donation.id, donation.amount_fen,
              via, donation.ledger_index)
     return donation
 
 
+@use_case
 def close_donation(donation_id: str, reason: str) -> bool:
     """Close a pending donation that will not be paid. False if it is no longer pending."""
-    donation = db.session.execute(
-        select(Donation).where(Donation.id == donation_id)
-        .with_for_update(of=Donation)).scalar_one_or_none()
+    donation = current().lock("donation", select(Donation).where(Donation.id == donation_id)
+                              .with_for_update(of=Donation)).scalar_one_or_none()
     if donation is None or donation.status != "pending_payment":
-        db.session.rollback()
         return False
     donation.status = "closed"
     donation.closed_at = utcnow()
     audit(donation, "pending_payment", "close", None, reason=reason)
-    db.session.commit()
     log.info("donation %s closed (%s)", donation.id, reason)
     return True

@@ -25,6 +25,7 @@ from app.extensions import db
 from app.fund.models import Donation
 from app.fund.payments import close_donation, settle
 from app.types import utcnow
+from app.uow import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,9 @@ def reconcile_pending(now: datetime | None = None, batch_size: int = 100) -> dic
                  .where(Donation.status == "pending_payment", Donation.created_at <= cutoff))
         if after is not None:
             query = query.where(tuple_(Donation.created_at, Donation.id) > after)
-        rows = db.session.execute(query.order_by(Donation.created_at, Donation.id)
-                                  .limit(batch_size)).all()
-        db.session.rollback()  # hold nothing while WeChat Pay is asked
+        with unit_of_work(read_only=True):  # and then hold nothing while WeChat Pay is asked
+            rows = db.session.execute(query.order_by(Donation.created_at, Donation.id)
+                                      .limit(batch_size)).all()
         stop = False
         for donation_id, out_trade_no, expires_at, _ in rows:
             outcome = _check(donation_id, out_trade_no, expires_at, now)

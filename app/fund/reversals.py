@@ -22,6 +22,7 @@ from app.fund.models import FundReversal
 from app.ledger import entries, log as ledger
 from app.ledger.models import LedgerEntry
 from app.types import utcnow
+from app.uow import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +33,27 @@ def _already(index: int) -> AppError:
 
 def reverse_entry(moderator: User, index: int, reason: str) -> FundReversal:
     """Append the reversal of ledger entry `index` (and of its money, if it moved any)."""
+    try:
+        with unit_of_work() as uow:
+            row, kind = _reverse(uow, moderator, index, reason)
+    except IntegrityError:  # SQLite without the advisory lock: the other reversal won
+        raise _already(index) from None
+    log.info("ledger entry %d (%s) reversed by %s as entry %d; %d fen moved back", index,
+             kind, moderator.id, row.reversal_index, row.value_fen)
+    return row
+
+
+def _reverse(uow, moderator: User, index: int, reason: str) -> tuple[FundReversal, str]:
     books.lock_fund()  # before the ledger's lock: serializes money-out writers and reversals
     original = db.session.execute(
         select(LedgerEntry).where(LedgerEntry.index == index)).scalar_one_or_none()
     if original is None:
-        db.session.rollback()
         raise AppError("not_found", 404, f"账本中没有编号为 {index} 的账目")
     if original.kind == "reversal":
-        db.session.rollback()
         raise fund_error("cannot_reverse_reversal", 409,
                          "冲正账目不能再被冲正；如需更正，请联系管理员核查")
     if db.session.execute(select(FundReversal.id).where(
             FundReversal.ledger_index == index)).scalar() is not None:
-        db.session.rollback()
         raise _already(index)
 
     money = books.find(original.source_type, original.source_id)
@@ -53,7 +62,6 @@ def reverse_entry(moderator: User, index: int, reason: str) -> FundReversal:
     if cash_out > 0:
         current = books.balance()
         if cash_out > current:
-            db.session.rollback()
             raise insufficient(current, cash_out)
 
     body = json.loads(bytes(original.leaf).decode("utf-8"))
@@ -69,11 +77,4 @@ def reverse_entry(moderator: User, index: int, reason: str) -> FundReversal:
                        value_fen=abs(books.cash_change(postings)), reason=reason,
                        requested_by=moderator.id, created_at=now)
     db.session.add(row)
-    try:
-        db.session.commit()
-    except IntegrityError:  # SQLite without the advisory lock: the other reversal won
-        db.session.rollback()
-        raise _already(index) from None
-    log.info("ledger entry %d (%s) reversed by %s as entry %d; %d fen moved back", index,
-             original.kind, moderator.id, new_index, row.value_fen)
-    return row
+    return row, original.kind

@@ -19,6 +19,7 @@ from app.ledger import keys, merkle, note
 from app.ledger.entries import canonical
 from app.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerNode
 from app.queue import enqueue_after_commit
+from app.uow import lock, use_case
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,10 @@ DEV_KEY_NAME = "weixinyuan.localhost/ledger"
 
 
 def _lock() -> None:
+    advisory = None
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+        advisory = text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=LOCK_KEY)
+    lock("ledger", advisory)  # always the last lock a transaction takes (app.uow.LOCK_ORDER)
 
 
 def size() -> int:
@@ -155,6 +158,7 @@ def verifier_key() -> tuple[str, str]:
     return name, note.verifier_key(name, private_key.public_key())
 
 
+@use_case
 def checkpoint() -> str:
     """The signed checkpoint of the current tree, signing (and committing) a new one if the log
     grew since the last. A new one is signed only after proving it extends the previous one."""
@@ -163,8 +167,7 @@ def checkpoint() -> str:
                                 .order_by(LedgerCheckpoint.size.desc()).limit(1)).scalar()
     tree_size = size()
     if latest is not None and latest.size == tree_size:
-        db.session.rollback()  # release the lock
-        return latest.note
+        return latest.note  # nothing new: the unit of work ends and releases the lock
     new_root = root(tree_size)
     if latest is not None:
         if latest.size > tree_size:
@@ -176,6 +179,5 @@ def checkpoint() -> str:
     name, private_key = signer()
     text_ = note.sign_note(note.checkpoint_body(name, tree_size, new_root), name, private_key)
     db.session.add(LedgerCheckpoint(size=tree_size, root_hash=new_root, note=text_))
-    db.session.commit()
     log.info("ledger checkpoint signed at size %d", tree_size)
     return text_

@@ -18,6 +18,7 @@ from app.extensions import db
 from app.notifications.models import SubscriptionCredit
 from app.notifications.templates import template_ids
 from app.types import utcnow
+from app.uow import lock, use_case
 
 
 def _upsert_one(user_id: str, template_id: str) -> None:
@@ -32,6 +33,7 @@ def _upsert_one(user_id: str, template_id: str) -> None:
     db.session.execute(stmt)
 
 
+@use_case
 def record_consent(user: User, requested: Iterable[str], accepted: Iterable[str]) -> dict:
     """Add one credit per accepted template that one of our topics uses; return the balances.
 
@@ -45,7 +47,6 @@ def record_consent(user: User, requested: Iterable[str], accepted: Iterable[str]
     ours = set(template_ids(current_app.config).values())
     for template_id in sorted(accepted & ours):  # a fixed order: no deadlock between two reports
         _upsert_one(user.id, template_id)
-    db.session.commit()
     return balances(user)
 
 
@@ -63,13 +64,12 @@ def balances(user: User) -> dict:
 # --- used by the relay, inside its per-message transaction -------------------------------------
 
 def lock_credits(user_id: str, template_id: str) -> int:
-    """The donor's credits for a template, locked until the caller commits, so two relays
-    sending to the same donor cannot both spend the last one."""
-    value = db.session.execute(
-        select(SubscriptionCredit.credits)
-        .where(SubscriptionCredit.user_id == user_id,
-               SubscriptionCredit.template_id == template_id)
-        .with_for_update()).scalar_one_or_none()
+    """The donor's credits for a template, locked until the relay's unit of work ends, so two
+    relays sending to the same donor cannot both spend the last one."""
+    value = lock("credit", select(SubscriptionCredit.credits)
+                 .where(SubscriptionCredit.user_id == user_id,
+                        SubscriptionCredit.template_id == template_id)
+                 .with_for_update()).scalar_one_or_none()
     return value or 0
 
 

@@ -9,6 +9,7 @@ from app.extensions import db
 from app.notifications.models import InboxNotification
 from app.pagination import Page, keyset_page
 from app.types import utcnow
+from app.uow import lock as lock_, use_case
 
 
 def list_inbox(user: User, *, unread_only: bool, limit: int, cursor: str | None) -> Page:
@@ -27,17 +28,18 @@ def get_notification_for(user: User, notification_id: str, *,
     query = select(InboxNotification).where(InboxNotification.id == notification_id,
                                             InboxNotification.user_id == user.id)
     if lock:
-        query = query.with_for_update()
-    notification = db.session.execute(query).scalar_one_or_none()
+        notification = lock_("notification", query.with_for_update()).scalar_one_or_none()
+    else:
+        notification = db.session.execute(query).scalar_one_or_none()
     if notification is None:
         raise AppError("not_found", 404, "未找到该通知")
     return notification
 
 
+@use_case
 def mark_read(user: User, notification_id: str) -> InboxNotification:
     """Mark read; reading it again keeps the first time it was read."""
     notification = get_notification_for(user, notification_id, lock=True)
     if notification.read_at is None:
         notification.read_at = utcnow()
-    db.session.commit()
     return notification

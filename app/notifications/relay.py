@@ -27,6 +27,7 @@ from app.notifications import credits
 from app.notifications.models import OutboxMessage
 from app.notifications.templates import template_for
 from app.types import utcnow
+from app.uow import lock, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -53,31 +54,30 @@ def _take_next(now: datetime, message_id: int | None = None) -> OutboxMessage | 
              .with_for_update(skip_locked=True))
     if message_id is not None:
         query = query.where(OutboxMessage.id == message_id)
-    return db.session.execute(query).scalar_one_or_none()
+    return lock("outbox", query).scalar_one_or_none()
 
 
 def _relay_next(now: datetime) -> str | None:
-    message = _take_next(now)
-    if message is None:
-        db.session.rollback()
-        return None
-    message_id = message.id
+    message_id = error = None
     try:
-        _deliver(message, now)
-        status = message.status
-        db.session.commit()
-        return status
+        with unit_of_work():
+            message = _take_next(now)
+            if message is None:
+                return None
+            message_id = message.id
+            _deliver(message, now)
+            return message.status
     except Exception as exc:  # a bug or an outage must not stall the messages behind this one
-        db.session.rollback()
+        if message_id is None:
+            raise
         log.exception("outbox message %s could not be relayed", message_id)
+        error = f"internal: {type(exc).__name__}"
+    with unit_of_work():
         message = _take_next(now, message_id)
         if message is None:
-            db.session.rollback()
             return "pending"
-        _retry_later(message, now, f"internal: {type(exc).__name__}")
-        status = message.status
-        db.session.commit()
-        return status
+        _retry_later(message, now, error)
+        return message.status
 
 
 def _deliver(message: OutboxMessage, now: datetime) -> None:

@@ -16,7 +16,7 @@ from app.extensions import db
 from app.notifications.models import InboxNotification, OutboxMessage
 from app.queue import enqueue
 from app.redis_conn import get_redis
-from app.txn import on_commit
+from app.uow import on_commit
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from app.redis_conn import get_redis
-from app.txn import on_commit
+from app.uow import on_commit
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from app.errors import AppError
 from app.extensions import db
 from app.pagination import Page, keyset_page
 from app.regions import validate_region_code
+from app.uow import lock, use_case
 from app.wishes.lifecycle import transition
 from app.wishes.models import Wish, WishTransition
 from app.wishes.pii_scan import find_pii
@@ -32,9 +33,8 @@ def _not_found() -> AppError:
 
 def _lock(wish_id: str) -> Wish | None:
     """Load a wish with a row lock (PostgreSQL), so two moves on one wish happen one at a time."""
-    return db.session.execute(
-        select(Wish).where(Wish.id == wish_id).with_for_update(of=Wish)
-    ).scalar_one_or_none()
+    return lock("wish", select(Wish).where(Wish.id == wish_id).with_for_update(of=Wish)
+                ).scalar_one_or_none()
 
 
 def get_wish_for(user: User | None, wish_id: str) -> tuple[Wish, bool]:
@@ -72,6 +72,7 @@ def _check_author(user: User, wish: Wish) -> None:
         raise AppError("forbidden", 403, "只有发布该心愿的协理员可以修改或提交")
 
 
+@use_case
 def create_wish(user: User, data: dict[str, Any]) -> Wish:
     try:
         ben = get_beneficiary_for(user, data["beneficiary_id"])
@@ -87,7 +88,6 @@ def create_wish(user: User, data: dict[str, Any]) -> Wish:
     db.session.flush()
     db.session.add(WishTransition(wish_id=wish.id, from_status=None, to_status="draft",
                                   action="create", actor_id=user.id))
-    db.session.commit()
     log.info("wish %s drafted by %s", wish.id, user.id)
     return wish
 
@@ -98,6 +98,7 @@ def _copy_assessment(wish: Wish, ben: Beneficiary) -> None:
     wish.category_mask = category_mask(ben.categories)
 
 
+@use_case
 def update_wish(user: User, wish_id: str, changes: dict[str, Any]) -> Wish:
     wish = get_wish_for_staff(user, wish_id, lock=True)
     _check_author(user, wish)
@@ -107,10 +108,10 @@ def update_wish(user: User, wish_id: str, changes: dict[str, Any]) -> Wish:
     for field in EDITABLE_FIELDS:
         if field in changes:
             setattr(wish, field, changes[field])
-    db.session.commit()
     return wish
 
 
+@use_case
 def submit_wish(user: User, wish_id: str) -> Wish:
     wish = get_wish_for_staff(user, wish_id, lock=True)
     _check_author(user, wish)
@@ -130,7 +131,6 @@ def submit_wish(user: User, wish_id: str) -> Wish:
                        + "），请删除后再提交", errors=findings)
     _copy_assessment(wish, ben)
     transition(wish, "submit", user.id)
-    db.session.commit()
     return wish
 
 
@@ -138,6 +138,7 @@ _PII_LABELS = {"phone": "电话号码", "id_number": "身份证号", "bank_card"
                "real_name": "真实姓名"}
 
 
+@use_case
 def approve_wish(user: User, wish_id: str) -> Wish:
     wish = get_wish_for_staff(user, wish_id, lock=True)
     if wish.author_id == user.id:
@@ -145,37 +146,35 @@ def approve_wish(user: User, wish_id: str) -> Wish:
     transition(wish, "approve", user.id)
     wish.approved_by = user.id
     wish.reject_reason = None
-    db.session.commit()
     log.info("wish %s approved by %s", wish.id, user.id)
     return wish
 
 
+@use_case
 def reject_wish(user: User, wish_id: str, reason: str) -> Wish:
     wish = get_wish_for_staff(user, wish_id, lock=True)
     if wish.author_id == user.id:
         raise AppError("self_approval", 403, "不能审核自己提交的心愿")
     transition(wish, "reject", user.id, reason)
     wish.reject_reason = reason
-    db.session.commit()
     return wish
 
 
+@use_case
 def withdraw_wish(user: User, wish_id: str, reason: str | None = None) -> Wish:
     wish = get_wish_for_staff(user, wish_id, lock=True)
     if user.role == CASEWORKER:
         _check_author(user, wish)
     transition(wish, "withdraw", user.id, reason)
-    db.session.commit()
     return wish
 
 
 def hide_wishes_of_beneficiary(ben: Beneficiary, actor: User) -> None:
     """Consent withdrawn: every wish leaves the public views; open ones are withdrawn, and
     pending ones rejected so they leave the review queue and can never be approved.
-    The caller commits."""
-    wishes = db.session.execute(
-        select(Wish).where(Wish.beneficiary_id == ben.id).with_for_update(of=Wish)
-    ).scalars()
+    Runs inside the caller's unit of work."""
+    wishes = lock("wish", select(Wish).where(Wish.beneficiary_id == ben.id)
+                  .with_for_update(of=Wish).order_by(Wish.id)).scalars()
     for wish in wishes:
         if wish.status == "open":
             transition(wish, "withdraw", actor.id, "受助人撤回同意")
