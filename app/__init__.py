@@ -65,6 +65,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["redis"] = redis_conn.connect(redis_url)
 
     _import_models()
+    from app import handlers
+    handlers.install()  # the domain event table (app.handlers) into the unit of work
     api = Api(app)
     import miniprogram_api
     with app.app_context():  # the document shows this app's settings (e.g. DONATION_MAX_FEN)

@@ -16,6 +16,7 @@ from app.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, needs_rehash,
 from app.auth.tokens import issue_access_token
 from app.errors import AppError
 from app.extensions import db
+from app.pii_scan import find_pii
 from app.regions import validate_region_code
 from app.types import utcnow
 from app.uow import unit_of_work, use_case
@@ -144,8 +145,6 @@ def update_profile(user: User, data: dict) -> User:
     """The caller's own profile. Today: the display name a donor typed in the mini-program's
     nickname field; the open ledger shows only its first character (陈*), and only for claims
     and donations made with `"anonymous": false`."""
-    from app.wishes.pii_scan import find_pii
-
     if "display_name" in data:
         name = " ".join(data["display_name"].split())  # no control characters, one space
         if not name:

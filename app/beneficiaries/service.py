@@ -15,11 +15,12 @@ from app.beneficiaries.models import (
     GUARDIAN_AGE, IDENTITY_FIELDS, MAX_AGE, Beneficiary, Consent, PiiAccess,
 )
 from app.errors import AppError
+from app.events import ConsentWithdrawn
 from app.extensions import db
 from app.pagination import Page, keyset_page
 from app.regions import validate_region_code
 from app.types import new_id, utcnow
-from app.uow import lock, unit_of_work, use_case
+from app.uow import current, lock, unit_of_work, use_case
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +156,6 @@ def withdraw_consent(actor: User, ben_id: str) -> Beneficiary:
     """Withdrawal of consent (PIPL art. 15): every wish leaves the public views, photos are
     deleted, identity is erased. Ledger entries stay; they only ever named the alias, which is
     replaced by a pseudonym here."""
-    from app.wishes.service import hide_wishes_of_beneficiary  # wishes depend on beneficiaries
-
     ben = get_beneficiary_for(actor, ben_id)
     if ben.consent_withdrawn_at is not None:
         return ben
@@ -165,9 +164,7 @@ def withdraw_consent(actor: User, ben_id: str) -> Beneficiary:
         if consent.withdrawn_at is None:
             consent.withdrawn_at = now
     ben.consent_withdrawn_at = now
-    hide_wishes_of_beneficiary(ben, actor)
-    for hook in _WITHDRAWAL_HOOKS:
-        hook(ben)
+    current().emit(ConsentWithdrawn(ben.id, actor.id))  # wishes hidden, photos deleted
     for field in IDENTITY_FIELDS:
         setattr(ben, f"{field}_enc", None)
     ben.birth_year = None
@@ -175,15 +172,6 @@ def withdraw_consent(actor: User, ben_id: str) -> Beneficiary:
     ben.erased = True
     log.info("consent withdrawn for beneficiary %s by %s; identity erased", ben.id, actor.id)
     return ben
-
-
-# Other domains (media) register what must also go when consent is withdrawn.
-_WITHDRAWAL_HOOKS: list = []
-
-
-def on_consent_withdrawn(func):
-    _WITHDRAWAL_HOOKS.append(func)
-    return func
 
 
 def reencrypt_identities(batch_size: int = 200) -> int:

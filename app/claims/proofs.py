@@ -15,7 +15,6 @@ from sqlalchemy import select
 
 from app.auth.models import User
 from app.beneficiaries.models import Beneficiary
-from app.beneficiaries.service import on_consent_withdrawn
 from app.claims import notices
 from app.claims.models import Claim, Proof
 from app.claims.service import get_claim_for, lock_claim_for, mark_delivered
@@ -146,9 +145,9 @@ def links(proof: Proof) -> dict:
             "thumb_url": signed_url(proof.thumb_key, ttl)}
 
 
-@on_consent_withdrawn
 def delete_photos_of(ben: Beneficiary) -> None:
-    """Consent withdrawn: every photo of the beneficiary's wishes goes, files and keys."""
+    """Consent withdrawn (app.handlers): every photo of the beneficiary's wishes goes, files
+    and keys; the files once the withdrawal commits."""
     storage = get_storage()
     proofs = db.session.execute(
         select(Proof).join(Wish, Wish.id == Proof.wish_id)

@@ -20,24 +20,16 @@ from app.claims import notices
 from app.claims.lifecycle import move
 from app.claims.models import Claim, ClaimTransition
 from app.errors import AppError
+from app.events import ClaimConfirmed
 from app.extensions import db
 from app.pagination import Page, keyset_page
 from app.queue import schedule_after_commit
 from app.types import utcnow
-from app.uow import lock as lock_, unit_of_work, use_case
+from app.uow import current, lock as lock_, unit_of_work, use_case
 from app.wishes.lifecycle import transition as wish_transition
 from app.wishes.models import Wish
 
 log = logging.getLogger(__name__)
-
-# Other domains (the ledger) register what must happen in the same transaction as a confirmation.
-_CONFIRM_HOOKS: list = []
-
-
-def on_claim_confirmed(func):
-    _CONFIRM_HOOKS.append(func)
-    return func
-
 
 def _cfg(name: str):
     return current_app.config[name]
@@ -171,8 +163,7 @@ def confirm_claim(user: User, claim_id: str) -> Claim:
     _check_caseworker(user, claim)
     move(claim, "confirm", user.id)
     claim.confirmed_by = user.id
-    for hook in _CONFIRM_HOOKS:
-        hook(claim)
+    current().emit(ClaimConfirmed(claim.id))  # the ledger's entry, in this transaction
     notices.fulfilled(claim)
     log.info("claim %s confirmed by %s; wish %s fulfilled", claim.id, user.id, claim.wish_id)
     return claim

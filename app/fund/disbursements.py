@@ -14,17 +14,17 @@ from sqlalchemy import select
 
 from app.auth.models import MODERATOR, User
 from app.errors import AppError
+from app.events import DisbursementApproved
 from app.extensions import db
 from app.fund import books
 from app.fund.errors import fund_error, insufficient
 from app.fund.models import Disbursement, DisbursementTransition
-from app.ledger import entries, log as ledger
 from app.notifications.service import notify_staff
 from app.pagination import Page, keyset_page
 from app.types import utcnow
-from app.uow import lock as lock_, use_case
+from app.uow import current, lock as lock_, use_case
 from app.wishes.models import Wish
-from app.wishes.pii_scan import find_pii
+from app.pii_scan import find_pii
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +112,6 @@ def get_disbursement(disbursement_id: str, *, lock: bool = False) -> Disbursemen
     return item
 
 
-def ledger_entry(item: Disbursement) -> dict:
-    wish = item.wish
-    return entries.entry("disbursement", wish_id=wish.id if wish else None,
-                         alias=wish.beneficiary.alias if wish else None, item=item.purpose,
-                         value_fen=item.amount_fen, at=item.decided_at or utcnow(),
-                         donor=FUND_NAME)
-
-
 @use_case
 def approve_disbursement(moderator: User, disbursement_id: str) -> Disbursement:
     """A second moderator approves: books, ledger and status in one transaction."""
@@ -132,8 +124,7 @@ def approve_disbursement(moderator: User, disbursement_id: str) -> Disbursement:
     books.take_out(item.amount_fen)  # locks the fund; 409 if it no longer holds the amount
     _move(item, "approve", moderator.id)
     item.approved_by = moderator.id
-    books.record_disbursement(item.id, item.amount_fen)
-    item.ledger_index = ledger.append("disbursement", ledger_entry(item), "disbursement", item.id)
+    current().emit(DisbursementApproved(item.id))  # the books and the ledger, in this transaction
     log.info("disbursement %s of %d fen approved by %s (ledger %d)", item.id, item.amount_fen,
              moderator.id, item.ledger_index)
     return item

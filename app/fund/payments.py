@@ -19,11 +19,10 @@ from sqlalchemy import select
 
 from app import wechatpay
 from app.extensions import db
-from app.fund import books
-from app.fund.donations import FUND_NAME, audit, display_for
+from app.events import DonationPaid
+from app.fund.donations import FUND_NAME, audit
 from app.fund.errors import fund_error
 from app.fund.models import Donation
-from app.ledger import entries, log as ledger
 from app.notifications.service import notify_donor
 from app.types import isoformat, utcnow
 from app.uow import current, use_case
@@ -82,16 +81,8 @@ def _paid_at(tx: Mapping[str, Any]) -> datetime:
     return moment if moment.tzinfo else utcnow()
 
 
-def ledger_entry(donation: Donation) -> dict:
-    wish = donation.wish
-    return entries.entry(
-        "money_donation", wish_id=wish.id if wish else None,
-        alias=wish.beneficiary.alias if wish else None,
-        item=(wish.item or wish.title) if wish else FUND_NAME, value_fen=donation.amount_fen,
-        at=donation.paid_at, donor=display_for(donation))
-
-
-def _thank(donation: Donation) -> None:
+def thank_donor(donation: Donation) -> None:
+    """Queue the donor's thank-you (an outbox row in the settling transaction)."""
     wish = donation.wish
     notify_donor(donation.donor_id, "donation_thanks", {
         "donation_id": donation.id, "amount_fen": donation.amount_fen,
@@ -127,10 +118,7 @@ def settle(tx: Mapping[str, Any], *, via: str) -> Donation:
     donation.transaction_id = tx["transaction_id"]
     donation.paid_at = _paid_at(tx)
     audit(donation, source, "pay", None, reason=f"via {via}")
-    books.record_donation(donation.id, donation.amount_fen)
-    donation.ledger_index = ledger.append("money_donation", ledger_entry(donation), "donation",
-                                          donation.id)
-    _thank(donation)
+    current().emit(DonationPaid(donation.id))  # the books, the ledger, the thank-you
     log.info("donation %s paid: %d fen via %s (ledger %d)", donation.id, donation.amount_fen,
              via, donation.ledger_index)
     return donation

@@ -1,29 +1,21 @@
-"""What goes into the ledger: the contract's entry as canonical JSON, and the hooks that append it.
+"""The shape of a ledger entry (the contract's fields) and its canonical JSON.
 
 An entry never names a beneficiary (only the wish's public alias), an openid, a phone or an
 address; the donor is `爱心人士` unless the donor chose to be named when claiming or donating
 (`"anonymous": false`), and then only the first character of their display name and `*` (`陈*`).
-Importing this module registers the claim-confirmation hook, so a confirmed claim and its entry
-commit in one transaction, exactly once.
+Which records become entries, and when, is decided outside the ledger (app.handlers): the ledger
+knows nothing of claims or the fund.
 """
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
-from app.auth.models import User
-from app.claims.service import on_claim_confirmed
-from app.extensions import db
-from app.types import isoformat, utcnow
+from app.ledger.canonical import canonical
+from app.types import isoformat
 
 KINDS = ("in_kind_fulfilment", "money_donation", "disbursement", "reversal")
 ANONYMOUS_DONOR = "爱心人士"
-
-
-def canonical(entry: dict) -> bytes:
-    """Sorted keys, no spaces, UTF-8 without escapes: the exact bytes that are hashed."""
-    return json.dumps(entry, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8")
+__all__ = ["KINDS", "ANONYMOUS_DONOR", "canonical", "donor_display", "entry", "reversal"]
 
 
 def _at(value: datetime) -> str:
@@ -50,20 +42,3 @@ def reversal(of_index: int, of_leaf_hash: bytes, *, wish_id: str | None, alias: 
              item: str | None, value_fen: int, at: datetime) -> dict:
     return entry("reversal", wish_id=wish_id, alias=alias, item=item, value_fen=value_fen, at=at,
                  reverses_index=of_index, reverses_leaf_hash=of_leaf_hash.hex())
-
-
-def fulfilment(claim) -> dict:
-    wish = claim.wish
-    donor = None if claim.anonymous else db.session.get(User, claim.donor_id)
-    return entry("in_kind_fulfilment", wish_id=wish.id, alias=wish.beneficiary.alias,
-                 item=wish.item or wish.title, value_fen=wish.estimated_value_fen,
-                 at=claim.ended_at or utcnow(),
-                 donor=donor_display(donor.display_name if donor else None,
-                                     named=not claim.anonymous))
-
-
-@on_claim_confirmed
-def _claim_confirmed(claim) -> None:
-    from app.ledger import log  # log imports this module for `canonical`
-
-    log.append("in_kind_fulfilment", fulfilment(claim), "claim", claim.id)

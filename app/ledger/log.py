@@ -16,7 +16,7 @@ from sqlalchemy import and_, func, or_, select, text
 from app.errors import AppError
 from app.extensions import db
 from app.ledger import keys, merkle, note
-from app.ledger.entries import canonical
+from app.ledger.canonical import canonical
 from app.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerNode
 from app.queue import enqueue_after_commit
 from app.uow import lock, use_case

@@ -22,6 +22,7 @@ from pathlib import Path
 import requests
 
 from app.ledger import merkle, note
+from app.ledger.canonical import canonical  # pure: the verifier runs without the app
 
 PAGE = 1000                       # the server's maximum `limit`
 DEFAULT_STATE = "~/.weixinyuan-ledger-state.json"
@@ -34,13 +35,6 @@ class VerifyFailed(Exception):
 
 class UsageError(Exception):
     """Network trouble, a bad argument or an unreadable state file: nothing was judged. Exit 2."""
-
-
-def canonical(entry: dict) -> bytes:
-    # Same one-liner as app.ledger.entries.canonical; importing that module would pull in the
-    # claims service, Flask-SQLAlchemy and the models, and this verifier must run without them.
-    return json.dumps(entry, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8")
 
 
 class Client:

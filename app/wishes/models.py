@@ -1,7 +1,7 @@
 """Wishes and the audit trail of every move through their lifecycle."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import (
     Boolean, CheckConstraint, ForeignKey, Index, Integer, SmallInteger, String, Text, text,
@@ -19,6 +19,23 @@ STATUSES = ("draft", "pending_review", "open", "rejected", "claimed", "delivered
 PUBLISHED = ("open", "claimed", "delivered", "fulfilled")
 
 _OPEN_VISIBLE = "status = 'open' AND hidden = false"
+
+
+def age_band(birth_year: int | None, year: int | None = None) -> str | None:
+    """The band the public sees instead of a birth year (app.wishes.public's card)."""
+    if birth_year is None:
+        return None
+    age = (year or datetime.now(timezone.utc).year) - birth_year
+    if age < 6:
+        return "0-5岁"
+    if age < 12:
+        return "6-11岁"
+    if age < 18:
+        return "12-17岁"
+    if age >= 80:
+        return "80岁以上"
+    low = age // 10 * 10
+    return f"{low}-{low + 9}岁"
 
 
 class Wish(db.Model):
@@ -74,7 +91,6 @@ class Wish(db.Model):
 
     @property
     def age_band(self) -> str | None:
-        from app.wishes.public import age_band
         return age_band(self.beneficiary.birth_year)
 
     @property

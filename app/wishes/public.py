@@ -2,27 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import false, select
 
 from app.beneficiaries.models import Beneficiary, categories_of
-
-
-def age_band(birth_year: int | None, year: int | None = None) -> str | None:
-    if birth_year is None:
-        return None
-    age = (year or datetime.now(timezone.utc).year) - birth_year
-    if age < 6:
-        return "0-5岁"
-    if age < 12:
-        return "6-11岁"
-    if age < 18:
-        return "12-17岁"
-    if age >= 80:
-        return "80岁以上"
-    low = age // 10 * 10
-    return f"{low}-{low + 9}岁"
+from app.extensions import db
+from app.wishes.models import PUBLISHED, Wish, age_band
 
 
 @dataclass(frozen=True)
@@ -62,9 +48,6 @@ def read_public_card(wish_id: str) -> PublicCard | None:
     One statement on an autocommit connection: a single SELECT is its own consistent snapshot,
     and it saves the BEGIN and ROLLBACK round trips on the busiest read of the service.
     """
-    from app.extensions import db
-    from app.wishes.models import PUBLISHED, Wish
-
     columns = [getattr(Wish, name) for name in _WISH_COLUMNS]
     query = (select(*columns, Beneficiary.alias, Beneficiary.birth_year)
              .join(Beneficiary, Beneficiary.id == Wish.beneficiary_id)

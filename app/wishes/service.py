@@ -18,7 +18,7 @@ from app.regions import validate_region_code
 from app.uow import lock, use_case
 from app.wishes.lifecycle import transition
 from app.wishes.models import Wish, WishTransition
-from app.wishes.pii_scan import find_pii
+from app.pii_scan import find_pii
 from app.wishes.public import PublicCard, read_public_card
 
 log = logging.getLogger(__name__)

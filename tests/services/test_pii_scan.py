@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.wishes.pii_scan import find_pii
+from app.pii_scan import find_pii
 from tests.factories import SECRET_NAME, id_number
 
 

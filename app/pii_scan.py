@@ -1,4 +1,4 @@
-"""Find personal data in a wish's public text before it is submitted for review.
+"""Find personal data in public text (a wish, a payout purpose, a nickname) before it is shown.
 
 Phone numbers (mainland mobile and landline), resident ID numbers, bank card numbers (13–19
 digits passing the Luhn check, spaces or dashes allowed) and the beneficiary's real name.
