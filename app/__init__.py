@@ -5,10 +5,15 @@ import logging
 import os
 from typing import Any, Mapping
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, has_app_context, request
 from flask.sessions import SessionInterface
 
+from app import settings as _settings
 from app.config import finalize, load_config
+
+# The domain reads settings and per-app resources through app.settings, which knows no Flask:
+# here, the composition root, they are the running Flask app's config, extensions and folder.
+_settings.install(lambda: current_app._get_current_object() if has_app_context() else None)
 
 API_TITLE = "微心愿 API"
 API_VERSION = "1.0.0"
@@ -75,7 +80,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.errors import register_error_handlers, request_id
     register_error_handlers(app)  # after api.init_app, so ours replace flask-smorest's
 
-    from app.auth.policy import check_access
+    from miniprogram_api.policy import check_access
 
     from app.errors import AppError
     from app.text import is_unsafe
@@ -96,7 +101,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         response.vary.add("Authorization")
         return response
 
-    from app import ratelimit
+    from miniprogram_api import ratelimit
     ratelimit.init_app(app)  # after every route is registered: it wraps the limited views
 
     from app.cli import register_cli

@@ -91,7 +91,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     # ProxyFix x_for): the client address is the entry that many hops from the right. 0 (default)
     # ignores X-Forwarded-For entirely; behind exactly one nginx/SLB that appends to it, set 1.
     "TRUSTED_PROXY_COUNT": (_int, 0),
-    # Abuse limits (app/ratelimit.py), limits' syntax "N/period[;N/period...]" (period: second,
+    # Abuse limits (miniprogram_api/ratelimit.py), limits' syntax "N/period[;N/period...]" (period: second,
     # minute, hour, day, e.g. "10/minute;100/hour"); every one must hold. A 429 `rate_limited`
     # carries Retry-After. Per-address limits are sized for a charity-day crowd behind one NAT
     # (hundreds of donors on one public address); per-user and per-username ones are lower.

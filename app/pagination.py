@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
-from flask import current_app
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import Select, and_, or_, tuple_
 
 from app.errors import AppError
 from app.extensions import db
+from app.settings import settings
 from app.types import isoformat
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
@@ -30,7 +30,7 @@ class Page:
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="keyset-cursor-v1")
+    return URLSafeSerializer(settings()["SECRET_KEY"], salt="keyset-cursor-v1")
 
 
 def _encode_value(value: Any) -> list:

@@ -15,7 +15,8 @@ import os
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from flask import current_app
+
+from app.settings import settings
 
 VERSION = b"\x01"
 
@@ -25,7 +26,7 @@ def key_id(key: bytes) -> bytes:
 
 
 def _keys() -> list[bytes]:
-    return current_app.config["DATA_ENCRYPTION_KEYS"]
+    return settings()["DATA_ENCRYPTION_KEYS"]
 
 
 def encrypt(plaintext: str | None, context: str) -> bytes | None:

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 import redis
-from flask import current_app
+
+from app.settings import resources
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def connect(url: str) -> redis.Redis:
 
 
 def get_redis() -> redis.Redis:
-    return current_app.extensions["redis"]
+    return resources()["redis"]
 
 
 def embedded_redis_url(instance_path: str) -> str:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import threading
 import time
 
-from flask import current_app
 from sqlalchemy import case, distinct, func, select
 
 from app.beneficiaries.models import LEVELS
 from app.claims.models import Claim
 from app.extensions import db
 from app.fund import books
+from app.settings import environment, settings
 from app.wishes.models import KINDS, Wish
 
 DEFAULT_CACHE_SECONDS = 5.0
@@ -36,8 +36,8 @@ _cache: dict[int, tuple[float, dict]] = {}  # keyed by app, so two apps in one p
 
 def public_stats() -> dict:
     """The public totals, from the cache while it is fresh."""
-    ttl = float(current_app.config.get("STATS_CACHE_SECONDS", DEFAULT_CACHE_SECONDS))
-    key = id(current_app._get_current_object())
+    ttl = float(settings().get("STATS_CACHE_SECONDS", DEFAULT_CACHE_SECONDS))
+    key = id(environment())
     now = time.monotonic()
     with _lock:
         hit = _cache.get(key)

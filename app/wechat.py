@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import redis
 import requests
-from flask import current_app
 
 from app.errors import AppError
+from app.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ def _unavailable(reason: str) -> AppError:
 
 
 def _get(path: str, params: dict) -> dict:
-    base = current_app.config["WECHAT_API_BASE"].rstrip("/")
-    timeout = current_app.config["WECHAT_TIMEOUT_SECONDS"]
+    base = settings()["WECHAT_API_BASE"].rstrip("/")
+    timeout = settings()["WECHAT_TIMEOUT_SECONDS"]
     try:
         response = requests.get(base + path, params=params, timeout=timeout,
                                 allow_redirects=False)
@@ -62,8 +62,8 @@ def _get(path: str, params: dict) -> dict:
 def code_to_session(code: str) -> WechatSession:
     """Exchange a wx.login code for the user's openid (jscode2session)."""
     body = _get("/sns/jscode2session", {
-        "appid": current_app.config["WECHAT_APP_ID"],
-        "secret": current_app.config["WECHAT_APP_SECRET"],
+        "appid": settings()["WECHAT_APP_ID"],
+        "secret": settings()["WECHAT_APP_SECRET"],
         "js_code": code,
         "grant_type": "authorization_code",
     })
@@ -106,8 +106,8 @@ class SendResult:
 
 def _post(path: str, body: dict, params: dict | None = None) -> dict:
     """POST JSON to WeChat and return the JSON body; raise WechatError (no URL, no secret)."""
-    base = current_app.config["WECHAT_API_BASE"].rstrip("/")
-    timeout = current_app.config["WECHAT_TIMEOUT_SECONDS"]
+    base = settings()["WECHAT_API_BASE"].rstrip("/")
+    timeout = settings()["WECHAT_TIMEOUT_SECONDS"]
     try:
         response = requests.post(
             base + path, params=params, timeout=timeout, allow_redirects=False,
@@ -128,7 +128,7 @@ def _post(path: str, body: dict, params: dict | None = None) -> dict:
 
 
 def _token_key() -> str:
-    return TOKEN_KEY.format(appid=current_app.config["WECHAT_APP_ID"])
+    return TOKEN_KEY.format(appid=settings()["WECHAT_APP_ID"])
 
 
 def get_stable_access_token() -> str:
@@ -137,7 +137,7 @@ def get_stable_access_token() -> str:
     several processes are harmless."""
     from app.redis_conn import get_redis
 
-    config = current_app.config
+    config = settings()
     if not config.get("WECHAT_APP_ID") or not config.get("WECHAT_APP_SECRET"):
         raise WechatError("not configured: WECHAT_APP_ID / WECHAT_APP_SECRET")
     try:
@@ -185,7 +185,7 @@ def send_subscribe_message(openid: str, template_id: str, data: dict[str, str],
         "template_id": template_id,
         "page": page,
         "data": {key: {"value": value} for key, value in data.items()},
-        "miniprogram_state": current_app.config["WECHAT_MINIPROGRAM_STATE"],
+        "miniprogram_state": settings()["WECHAT_MINIPROGRAM_STATE"],
         "lang": "zh_CN",
     }
     errcode = None

@@ -40,9 +40,9 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from flask import current_app
 
 from app.errors import AppError
+from app.settings import environment, settings
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class _Keys:
 
 def is_configured() -> bool:
     """Every merchant setting is present (money donations can be taken)."""
-    config = current_app.config
+    config = settings()
     return all(config.get(name) for name in MERCHANT_SETTINGS)
 
 
@@ -134,9 +134,9 @@ def _keys() -> _Keys:
     """The keys, loaded once per app (and again only if their file settings change)."""
     if not is_configured():
         log.error("wechatpay is not configured (missing %s)", ", ".join(
-            n for n in MERCHANT_SETTINGS if not current_app.config.get(n)))
+            n for n in MERCHANT_SETTINGS if not settings().get(n)))
         raise _unavailable("not_configured")
-    app = current_app._get_current_object()
+    app = environment()
     source = (app.config["WECHATPAY_MCH_PRIVATE_KEY_FILE"],
               app.config["WECHATPAY_PLATFORM_PUBLIC_KEY_FILE"])
     cached = app.extensions.get(_CACHE_KEY)
@@ -173,7 +173,7 @@ def _nonce() -> str:
 # --- requests ------------------------------------------------------------------------------------
 
 def _signed_headers(method: str, path: str, body: str, keys: _Keys) -> dict[str, str]:
-    config = current_app.config
+    config = settings()
     timestamp = str(int(time.time()))
     nonce = _nonce()
     signature = _sign(keys.merchant_private, f"{method}\n{path}\n{timestamp}\n{nonce}\n{body}\n")
@@ -199,7 +199,7 @@ def _answer_signature(response: requests.Response, keys: _Keys) -> bool:
         return False
     if not (signature and timestamp and nonce and serial):
         raise _unavailable("incomplete_signature")
-    if serial != current_app.config["WECHATPAY_PLATFORM_PUBLIC_KEY_ID"]:
+    if serial != settings()["WECHATPAY_PLATFORM_PUBLIC_KEY_ID"]:
         log.warning("wechatpay answer signed with an unknown key %r", serial[:64])
         raise _unavailable("unknown_serial")
     try:
@@ -225,7 +225,7 @@ class _Answer:
 def _call(method: str, path: str, payload: dict | None = None) -> _Answer:
     """Send a signed request; return a verified answer (2xx, or 4xx with its error body)."""
     keys = _keys()
-    config = current_app.config
+    config = settings()
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")) if payload else ""
     headers = _signed_headers(method, path, body, keys)
     url = config["WECHATPAY_API_BASE"].rstrip("/") + path
@@ -287,7 +287,7 @@ def place_jsapi_order(*, out_trade_no: str, description: str, amount_fen: int,
         raise ValueError("amount_fen must be a positive integer")
     if not (6 <= len(out_trade_no) <= 32):
         raise ValueError("out_trade_no must be 6 to 32 characters")
-    config = current_app.config
+    config = settings()
     payload = {
         "appid": config["WECHATPAY_APP_ID"],
         "mchid": config["WECHATPAY_MCH_ID"],
@@ -312,7 +312,7 @@ def place_jsapi_order(*, out_trade_no: str, description: str, amount_fen: int,
 def request_payment_params(prepay_id: str) -> dict:
     """What the mini-program passes to wx.requestPayment (paySign by the merchant key)."""
     keys = _keys()
-    app_id = current_app.config["WECHATPAY_APP_ID"]
+    app_id = settings()["WECHATPAY_APP_ID"]
     timestamp = str(int(time.time()))
     nonce = _nonce()
     package = f"prepay_id={prepay_id}"
@@ -328,7 +328,7 @@ def request_payment_params(prepay_id: str) -> dict:
 
 def query_order(out_trade_no: str) -> dict | None:
     """The transaction by our order number; None when WeChat Pay has no such order."""
-    mchid = current_app.config.get("WECHATPAY_MCH_ID") or ""
+    mchid = settings().get("WECHATPAY_MCH_ID") or ""
     path = (f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no, safe='')}"
             f"?mchid={quote(mchid, safe='')}")
     answer = _call("GET", path)
@@ -352,7 +352,7 @@ def query_order(out_trade_no: str) -> dict | None:
 def parse_notification(headers: Mapping[str, str], body: bytes) -> dict:
     """Verify and decrypt a notification: {"event": <outer JSON>, "transaction": <resource>}."""
     keys = _keys()
-    config = current_app.config
+    config = settings()
     lower = {str(k).lower(): v for k, v in headers.items()}
     timestamp = lower.get("wechatpay-timestamp") or ""
     nonce = lower.get("wechatpay-nonce") or ""

@@ -3,8 +3,8 @@ from flask import request
 from miniprogram_api.blueprint import Blueprint
 
 from app.auth import service
-from app.auth.policy import PUBLIC, allow, require_user
-from app.ratelimit import rate_limited
+from miniprogram_api.policy import PUBLIC, allow, require_user
+from miniprogram_api.ratelimit import rate_limited
 from miniprogram_api.schemas import MeIn, MeOut, StaffLoginIn, TokenOut, WechatLoginIn
 
 blp = Blueprint("auth", __name__, description="登录与个人信息")

@@ -1,7 +1,9 @@
 """Beneficiaries: staff only, never public. Identity is masked unless revealed (and audited)."""
+from flask import g
+
 from miniprogram_api.blueprint import Blueprint
 
-from app.auth.policy import allow, require_user
+from miniprogram_api.policy import allow, require_user
 from app.beneficiaries import service
 from miniprogram_api.schemas import (
     BeneficiaryIn, BeneficiaryOut, BeneficiaryReadArgs, BeneficiarySummaryOut, PageArgs,
@@ -50,7 +52,8 @@ def get(args, ben_id):
     """受助人详情：身份信息打码；?reveal=true 显示明文并写入访问审计"""
     user = require_user()
     ben = service.get_beneficiary_for(user, ben_id)
-    return service.view_beneficiary(user, ben, reveal=args["reveal"], purpose=args["purpose"])
+    return service.view_beneficiary(user, ben, reveal=args["reveal"], purpose=args["purpose"],
+                                    request_id=g.get("request_id"))
 
 
 @blp.route("/<ben_id>/access-log", methods=["GET"])

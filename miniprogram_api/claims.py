@@ -6,10 +6,10 @@ from miniprogram_api.blueprint import Blueprint
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from app.auth.policy import allow, require_user
+from miniprogram_api.policy import allow, require_user
 from app.claims import service
 from app.extensions import db
-from app.ratelimit import rate_limited
+from miniprogram_api.ratelimit import rate_limited
 from app.claims.models import Claim
 from miniprogram_api.idempotent import idempotent
 from miniprogram_api.schemas import PageArgs, PublicWishCard, UTCDateTime, page_schema

@@ -6,7 +6,7 @@ import marshmallow as ma
 from miniprogram_api.blueprint import Blueprint
 from marshmallow import fields, validate
 
-from app.auth.policy import allow, require_user
+from miniprogram_api.policy import allow, require_user
 from app.fund import disbursements as service
 from app.fund import reversals
 from app.fund.models import DISBURSEMENT_STATUSES

@@ -6,12 +6,12 @@ from flask import Response, jsonify, request
 from miniprogram_api.blueprint import Blueprint
 from marshmallow import fields, validate
 
-from app.auth.policy import PUBLIC, allow, require_user
+from miniprogram_api.policy import PUBLIC, allow, require_user
 from app.extensions import db
 from app.fund import donations as service
 from app.fund import payments
 from app.fund.models import Donation
-from app.ratelimit import rate_limited
+from miniprogram_api.ratelimit import rate_limited
 from miniprogram_api.claims import IDEMPOTENCY_HEADER
 from miniprogram_api.idempotent import idempotent
 from miniprogram_api.schemas import MaxFromSetting, PageArgs, UTCDateTime, page_schema

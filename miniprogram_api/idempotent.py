@@ -8,7 +8,7 @@ from typing import Callable
 from flask import Response, current_app, make_response, request
 
 from app import idempotency, uow
-from app.auth.policy import require_user
+from miniprogram_api.policy import require_user
 from app.errors import AppError, problem
 
 REPLAY_HEADER = "Idempotent-Replayed"

@@ -10,7 +10,7 @@ from miniprogram_api.blueprint import Blueprint
 from marshmallow import fields, validate
 
 import app.ledger.entries  # noqa: F401  (registers the claim-confirmation hook)
-from app.auth.policy import PUBLIC, allow
+from miniprogram_api.policy import PUBLIC, allow
 from app.errors import AppError
 from app.ledger import log as ledger
 

@@ -14,7 +14,7 @@ import gzip
 from flask import Response, request
 from miniprogram_api.blueprint import Blueprint
 
-from app.auth.policy import PUBLIC, allow
+from miniprogram_api.policy import PUBLIC, allow
 from app.errors import AppError
 from app.ledger import tiles
 

@@ -1,7 +1,7 @@
 """The review queue (慈善总会)."""
 from miniprogram_api.blueprint import Blueprint
 
-from app.auth.policy import allow
+from miniprogram_api.policy import allow
 from app.wishes import service
 from miniprogram_api.schemas import PageArgs, StaffWishRecord, page_schema
 

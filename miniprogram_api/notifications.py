@@ -5,7 +5,7 @@ import marshmallow as ma
 from miniprogram_api.blueprint import Blueprint
 from marshmallow import fields, validate
 
-from app.auth.policy import allow, require_user
+from miniprogram_api.policy import allow, require_user
 from app.notifications import credits, inbox
 from miniprogram_api.schemas import BoundedList, PageArgs, UTCDateTime, page_schema
 

@@ -6,7 +6,7 @@ import redis
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.auth.policy import PUBLIC, allow
+from miniprogram_api.policy import PUBLIC, allow
 from app.extensions import db
 from app.redis_conn import get_redis
 from app.uow import reset

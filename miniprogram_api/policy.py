@@ -1,4 +1,4 @@
-"""Access policy: default deny. Every route states who may call it with `@allow(...)`.
+"""Access policy (the HTTP edge): default deny. Every route states who may call it with `@allow(...)`.
 
 The check runs in a before_request hook, before any body is parsed, so an unauthenticated caller
 gets 401 and a caller of the wrong role 403 whatever they sent. A route with no stated policy is
@@ -8,12 +8,12 @@ resource's access helper (`get_wish_for`, ...), where out-of-scope is 404.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable
+from typing import Callable
 
 from flask import Flask, g, request
 from flask_smorest import Blueprint
 
-from app.auth.models import ADMIN, MODERATOR, ROLES, User
+from app.auth.models import ROLES, User
 from app.auth.tokens import _invalid, decode_access_token
 from app.errors import AppError
 from app.extensions import db
@@ -60,24 +60,6 @@ def require_user() -> User:
     if user is None:  # only reachable if a view forgot its policy
         raise _invalid()
     return user
-
-
-def in_scope(user: User | None, region_code: str | None) -> bool:
-    """Moderators and admins see every region; a caseworker sees their region prefixes."""
-    if user is None or region_code is None:
-        return False
-    if user.role in (MODERATOR, ADMIN):
-        return True
-    if user.role == "caseworker":
-        return any(region_code.startswith(prefix) for prefix in user.region_codes)
-    return False
-
-
-def scope_prefixes(user: User) -> Iterable[str] | None:
-    """None means every region."""
-    if user.role in (MODERATOR, ADMIN):
-        return None
-    return user.region_codes if user.role == "caseworker" else []
 
 
 def _user_from_header() -> User | None:

@@ -9,7 +9,7 @@ from miniprogram_api.blueprint import Blueprint
 from marshmallow import fields, validate
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.auth.policy import PUBLIC, allow, require_user
+from miniprogram_api.policy import PUBLIC, allow, require_user
 from app.claims import proofs as service
 from app.claims.models import Proof
 from app.errors import AppError
@@ -17,7 +17,7 @@ from app.extensions import db
 from app.media import images
 from app.media.signing import verify
 from app.media.storage import content_type_for, get_storage
-from app.ratelimit import rate_limited
+from miniprogram_api.ratelimit import rate_limited
 from miniprogram_api.claims import IDEMPOTENCY_HEADER
 from miniprogram_api.idempotent import idempotent
 from miniprogram_api.schemas import UTCDateTime

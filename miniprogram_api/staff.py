@@ -3,7 +3,7 @@ from miniprogram_api.blueprint import Blueprint
 from werkzeug.routing import BaseConverter
 
 from app.auth import service
-from app.auth.policy import allow
+from miniprogram_api.policy import allow
 from miniprogram_api.schemas import StaffOut, StaffUpdateIn
 
 blp = Blueprint("staff", __name__, description="工作人员账号管理（管理员）")

@@ -6,7 +6,7 @@ from miniprogram_api.blueprint import Blueprint
 from marshmallow import fields
 
 from app import stats
-from app.auth.policy import PUBLIC, allow
+from miniprogram_api.policy import PUBLIC, allow
 
 blp = Blueprint("stats", __name__, description="公开统计")
 blp.url_prefix_rel = "/stats"

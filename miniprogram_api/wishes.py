@@ -7,7 +7,7 @@ from functools import wraps
 from flask import current_app, g, json, jsonify, request
 from miniprogram_api.blueprint import Blueprint
 
-from app.auth.policy import PUBLIC, allow, current_user, require_user
+from miniprogram_api.policy import PUBLIC, allow, current_user, require_user
 from app.wishes import feed_cache, service
 from miniprogram_api.schemas import (
     FeedArgs, PublicWishCard, RejectIn, StaffWishArgs, StaffWishRecord, WishCreateIn,

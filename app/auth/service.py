@@ -6,7 +6,6 @@ import logging
 import re
 from typing import Iterable
 
-from flask import current_app
 from sqlalchemy import select
 
 from app import wechat
@@ -18,6 +17,7 @@ from app.errors import AppError
 from app.extensions import db
 from app.pii_scan import find_pii
 from app.regions import validate_region_code
+from app.settings import settings
 from app.types import utcnow
 from app.uow import unit_of_work, use_case
 
@@ -35,7 +35,7 @@ def token_response(user: User) -> dict:
 def login_wechat(code: str) -> dict:
     """A donor logs in with a wx.login code; the account is made on first login."""
     if code.startswith(DEV_PREFIX):
-        if not current_app.config["DEV_LOGIN_ENABLED"]:
+        if not settings()["DEV_LOGIN_ENABLED"]:
             raise AppError("wechat_code_invalid", 401, "微信登录凭证无效")
         name = code[len(DEV_PREFIX):].strip()
         if not name or len(name) > 32:

@@ -6,10 +6,10 @@ import hashlib
 import logging
 
 import redis
-from flask import current_app
 
 from app.errors import AppError
 from app.redis_conn import get_redis
+from app.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def _keys(username: str, address: str) -> list[str]:
 
 
 def check_not_locked(username: str, address: str) -> None:
-    limit = current_app.config["LOGIN_MAX_FAILURES"]
+    limit = settings()["LOGIN_MAX_FAILURES"]
     try:
         pipe = get_redis().pipeline()
         for key in _keys(username, address):
@@ -38,7 +38,7 @@ def check_not_locked(username: str, address: str) -> None:
 
 
 def record_failure(username: str, address: str) -> None:
-    window = current_app.config["LOGIN_LOCKOUT_SECONDS"]
+    window = settings()["LOGIN_LOCKOUT_SECONDS"]
     try:
         pipe = get_redis().pipeline()
         for key in _keys(username, address):

@@ -12,33 +12,33 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 from app.errors import AppError
+from app.settings import resources, settings
 
 ALGORITHM = "HS256"
 
 
 def _signing_key() -> OctKey:
-    cached = current_app.extensions.get("jwt_key")
+    cached = resources().get("jwt_key")
     if cached is None:
         derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                        info=b"weixinyuan access token v1").derive(
-            current_app.config["SECRET_KEY"].encode())
-        cached = current_app.extensions["jwt_key"] = OctKey.import_key(derived)
+            settings()["SECRET_KEY"].encode())
+        cached = resources()["jwt_key"] = OctKey.import_key(derived)
     return cached
 
 
 def issue_access_token(user) -> tuple[str, int]:
     """Return (token, lifetime in seconds) for an active account."""
-    ttl = current_app.config["ACCESS_TOKEN_TTL_SECONDS"]
+    ttl = settings()["ACCESS_TOKEN_TTL_SECONDS"]
     now = int(time.time())
     claims = {
-        "iss": current_app.config["JWT_ISSUER"],
-        "aud": current_app.config["JWT_AUDIENCE"],
+        "iss": settings()["JWT_ISSUER"],
+        "aud": settings()["JWT_AUDIENCE"],
         "sub": user.id,
         "role": user.role,
         "tv": user.token_version,
@@ -58,8 +58,8 @@ def decode_access_token(token: str) -> dict[str, Any]:
         decoded = jwt.decode(token, _signing_key(), algorithms=[ALGORITHM])
         registry = jwt.JWTClaimsRegistry(
             leeway=5,
-            iss={"essential": True, "value": current_app.config["JWT_ISSUER"]},
-            aud={"essential": True, "value": current_app.config["JWT_AUDIENCE"]},
+            iss={"essential": True, "value": settings()["JWT_ISSUER"]},
+            aud={"essential": True, "value": settings()["JWT_AUDIENCE"]},
             exp={"essential": True},
             sub={"essential": True},
             jti={"essential": True},

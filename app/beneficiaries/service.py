@@ -5,12 +5,11 @@ import logging
 import re
 from typing import Any
 
-from flask import g
 from sqlalchemy import select
 
 from app import pii
 from app.auth.models import User
-from app.auth.policy import in_scope, scope_prefixes
+from app.auth.scope import in_scope, scope_prefixes
 from app.beneficiaries.models import (
     GUARDIAN_AGE, IDENTITY_FIELDS, MAX_AGE, Beneficiary, Consent, PiiAccess,
 )
@@ -120,13 +119,14 @@ def list_beneficiaries_for(actor: User, *, limit: int, cursor: str | None) -> Pa
 
 @use_case
 def view_beneficiary(actor: User, ben: Beneficiary, *, reveal: bool,
-                     purpose: str | None = None) -> dict[str, Any]:
+                     purpose: str | None = None, request_id: str | None = None
+                     ) -> dict[str, Any]:
     """Staff view: identity masked, or in clear with an access-audit row written first."""
     identity = identity_of(ben)
     if reveal and not ben.erased:
         db.session.add(PiiAccess(beneficiary_id=ben.id, actor_id=actor.id,
                                  fields=[f for f in IDENTITY_FIELDS if identity[f]],
-                                 purpose=purpose, request_id=g.get("request_id")))
+                                 purpose=purpose, request_id=request_id))
         log.info("identity of beneficiary %s revealed to %s", ben.id, actor.id)
         shown = identity
     else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from flask import current_app
 from sqlalchemy import select
 
 from app.auth.models import User
@@ -24,6 +23,7 @@ from app.media import images
 from app.media.signing import signed_url
 from app.media.storage import get_storage
 from app.queue import enqueue_after_commit
+from app.settings import settings
 from app.uow import current, on_commit, unit_of_work, use_case
 from app.types import new_id, utcnow
 from app.wishes.models import Wish
@@ -40,9 +40,9 @@ def submit_proof(donor: User, claim_id: str, photo: bytes, note: str | None) -> 
         raise AppError("not_found", 404, "未找到该认领")
     if claim.status == "expired":
         raise AppError("claim_expired", 409, "认领已超时，不能再提交送达凭证")
-    images.ensure_upload_size(len(photo), current_app.config["MAX_UPLOAD_BYTES"])
+    images.ensure_upload_size(len(photo), settings()["MAX_UPLOAD_BYTES"])
     fmt = images.sniff_format(photo[:16])
-    images.inspect(photo, current_app.config["MAX_IMAGE_PIXELS"])  # before any lock is held
+    images.inspect(photo, settings()["MAX_IMAGE_PIXELS"])  # before any lock is held
 
     storage = get_storage()
     written = None  # the quarantined upload, deleted again if the transaction fails
@@ -78,7 +78,7 @@ def process_proof(proof_id: str) -> str:
     storage = get_storage()
     try:
         result = images.process(storage.get(proof.upload_key),
-                                max_pixels=current_app.config["MAX_IMAGE_PIXELS"])
+                                max_pixels=settings()["MAX_IMAGE_PIXELS"])
     except (AppError, FileNotFoundError) as exc:
         log.warning("proof %s could not be processed: %s", proof.id, exc)
         proof.status = "failed"
@@ -122,7 +122,7 @@ def requeue_stuck(older_than_seconds: int | None = None) -> int:
     worker died mid-job (RQ 3.0 never reruns an abandoned job: it only moves it to the failed
     registry, minutes later). Default age: PROOF_REQUEUE_SECONDS."""
     if older_than_seconds is None:
-        older_than_seconds = current_app.config["PROOF_REQUEUE_SECONDS"]
+        older_than_seconds = settings()["PROOF_REQUEUE_SECONDS"]
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     ids = list(db.session.execute(select(Proof.id).where(
         Proof.status == "processing", Proof.created_at < cutoff)).scalars())
@@ -138,7 +138,7 @@ def proofs_of(user: User, claim_id: str) -> list[Proof]:
 
 
 def links(proof: Proof) -> dict:
-    ttl = current_app.config["MEDIA_URL_TTL_SECONDS"]
+    ttl = settings()["MEDIA_URL_TTL_SECONDS"]
     if proof.status != "ready":
         return {"image_url": None, "thumb_url": None}
     return {"image_url": signed_url(proof.image_key, ttl),

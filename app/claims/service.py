@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.auth.models import MODERATOR, User
-from app.auth.policy import in_scope
+from app.auth.scope import in_scope
 from app.claims import notices
 from app.claims.lifecycle import move
 from app.claims.models import Claim, ClaimTransition
@@ -24,6 +23,7 @@ from app.events import ClaimConfirmed
 from app.extensions import db
 from app.pagination import Page, keyset_page
 from app.queue import schedule_after_commit
+from app.settings import settings
 from app.types import utcnow
 from app.uow import current, lock as lock_, unit_of_work, use_case
 from app.wishes.lifecycle import transition as wish_transition
@@ -32,7 +32,7 @@ from app.wishes.models import Wish
 log = logging.getLogger(__name__)
 
 def _cfg(name: str):
-    return current_app.config[name]
+    return settings()[name]
 
 
 def _not_found() -> AppError:

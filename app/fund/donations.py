@@ -12,7 +12,6 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 
 from app import wechatpay
@@ -23,6 +22,7 @@ from app.fund.errors import fund_error
 from app.fund.models import Donation, DonationTransition
 from app.ledger.entries import donor_display
 from app.pagination import Page, keyset_page
+from app.settings import settings
 from app.types import new_id, utcnow
 from app.uow import current, unit_of_work, use_case
 from app.wishes.models import Wish
@@ -45,7 +45,7 @@ def audit(donation: Donation, source: str | None, action: str, actor_id: str | N
 
 
 def _check_amount(amount: int) -> None:
-    limit = current_app.config["DONATION_MAX_FEN"]
+    limit = settings()["DONATION_MAX_FEN"]
     if amount > limit:
         raise AppError("validation_error", 422, f"单笔捐款不能超过 {limit / 100:.2f} 元",
                        errors={"amount_fen": [f"不能大于{limit}"]})
@@ -91,7 +91,7 @@ def open_donation(donor: User, data: dict[str, Any]) -> Donation:
         anonymous=data.get("anonymous", True), receipt_requested=data.get("receipt_requested",
                                                                           False),
         status="pending_payment", created_at=now,
-        expires_at=now + timedelta(seconds=current_app.config["DONATION_ORDER_TTL_SECONDS"]))
+        expires_at=now + timedelta(seconds=settings()["DONATION_ORDER_TTL_SECONDS"]))
     db.session.add(donation)
     db.session.flush()
     audit(donation, None, "create", donor.id, at=now)

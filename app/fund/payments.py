@@ -14,7 +14,6 @@ import logging
 from datetime import datetime
 from typing import Any, Mapping
 
-from flask import current_app
 from sqlalchemy import select
 
 from app import wechatpay
@@ -24,6 +23,7 @@ from app.fund.donations import FUND_NAME, audit
 from app.fund.errors import fund_error
 from app.fund.models import Donation
 from app.notifications.service import notify_donor
+from app.settings import settings
 from app.types import isoformat, utcnow
 from app.uow import current, use_case
 
@@ -52,7 +52,7 @@ def _mismatch(donation_id: str | None, out_trade_no: Any, via: str, problems: li
 
 
 def _problems(donation: Donation, tx: Mapping[str, Any]) -> list[str]:
-    config = current_app.config
+    config = settings()
     found = []
     if tx.get("mchid") != config.get("WECHATPAY_MCH_ID"):
         found.append("mchid")

@@ -16,7 +16,6 @@ import logging
 from collections import Counter
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import select, tuple_
 
 from app import wechatpay
@@ -24,6 +23,7 @@ from app.errors import AppError
 from app.extensions import db
 from app.fund.models import Donation
 from app.fund.payments import close_donation, settle
+from app.settings import settings
 from app.types import utcnow
 from app.uow import unit_of_work
 
@@ -64,7 +64,7 @@ def _check(donation_id: str, out_trade_no: str, expires_at: datetime, now: datet
 def reconcile_pending(now: datetime | None = None, batch_size: int = 100) -> dict[str, int]:
     """Check every pending donation old enough; returns counts by outcome."""
     now = now or utcnow()
-    cutoff = now - timedelta(seconds=current_app.config["DONATION_RECONCILE_AFTER_SECONDS"])
+    cutoff = now - timedelta(seconds=settings()["DONATION_RECONCILE_AFTER_SECONDS"])
     counts: Counter[str] = Counter()
     after = None
     while True:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import current_app
 from sqlalchemy import and_, func, or_, select, text
 
 from app.errors import AppError
@@ -19,6 +18,7 @@ from app.ledger import keys, merkle, note
 from app.ledger.canonical import canonical
 from app.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerNode
 from app.queue import enqueue_after_commit
+from app.settings import instance_path, resources, settings
 from app.uow import lock, use_case
 
 log = logging.getLogger(__name__)
@@ -135,20 +135,20 @@ def entries(start: int, limit: int) -> list[LedgerEntry]:
 def signer():
     """(name, private key) from LEDGER_KEY_FILE; in development without one, a key generated
     into the instance folder on first use and reused after."""
-    cached = current_app.extensions.get("ledger_signer")
+    cached = resources().get("ledger_signer")
     if cached:
         return cached
-    path = current_app.config.get("LEDGER_KEY_FILE")
+    path = settings().get("LEDGER_KEY_FILE")
     if not path:
-        if current_app.config.get("APP_ENV") == "production":
+        if settings().get("APP_ENV") == "production":
             raise RuntimeError("LEDGER_KEY_FILE must be set in production")
-        path = os.path.join(current_app.instance_path, "ledger.key")
+        path = os.path.join(instance_path(), "ledger.key")
         try:
             keys.keygen(DEV_KEY_NAME, path)
             log.warning("generated a development ledger key at %s", path)
         except FileExistsError:
             pass
-    loaded = current_app.extensions["ledger_signer"] = keys.load_signer(path)
+    loaded = resources()["ledger_signer"] = keys.load_signer(path)
     return loaded
 
 

@@ -16,10 +16,10 @@ from urllib.parse import quote, urlencode
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flask import current_app
 
 from app.errors import AppError
 from app.media.storage import check_key
+from app.settings import resources, settings
 
 URL_PREFIX = "/api/v1/media/"
 DEFAULT_TTL_SECONDS = 300
@@ -64,11 +64,11 @@ def _sign(key: str, expires: int) -> str:
 
 
 def _link_key() -> bytes:
-    cached = current_app.extensions.get("media_link_key")
+    cached = resources().get("media_link_key")
     if cached is None:
-        cached = current_app.extensions["media_link_key"] = HKDF(
+        cached = resources()["media_link_key"] = HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO,
-        ).derive(current_app.config["SECRET_KEY"].encode())
+        ).derive(settings()["SECRET_KEY"].encode())
     return cached
 
 

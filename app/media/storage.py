@@ -14,7 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator, Protocol
 
-from flask import current_app
+from app.settings import resources, settings
+
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,127}){0,7}")
 # The type of an object follows from its key, so a server can always answer with the one it stored.
@@ -103,10 +104,10 @@ class LocalStorage:
 
 def get_storage() -> Storage:
     """The app's storage: whatever the factory installed, else a LocalStorage on MEDIA_ROOT."""
-    storage = current_app.extensions.get("media_storage")
+    storage = resources().get("media_storage")
     if storage is None:
-        storage = current_app.extensions["media_storage"] = LocalStorage(
-            current_app.config["MEDIA_ROOT"])
+        storage = resources()["media_storage"] = LocalStorage(
+            settings()["MEDIA_ROOT"])
     return storage
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -17,6 +16,7 @@ from app.errors import AppError
 from app.extensions import db
 from app.notifications.models import SubscriptionCredit
 from app.notifications.templates import template_ids
+from app.settings import settings
 from app.types import utcnow
 from app.uow import lock, use_case
 
@@ -44,7 +44,7 @@ def record_consent(user: User, requested: Iterable[str], accepted: Iterable[str]
     if not accepted <= requested:
         raise AppError("validation_error", 422, "accepted 中的模板必须在 template_ids 中",
                        errors={"accepted": ["只能包含本次请求过的模板"]})
-    ours = set(template_ids(current_app.config).values())
+    ours = set(template_ids(settings()).values())
     for template_id in sorted(accepted & ours):  # a fixed order: no deadlock between two reports
         _upsert_one(user.id, template_id)
     return balances(user)
@@ -52,7 +52,7 @@ def record_consent(user: User, requested: Iterable[str], accepted: Iterable[str]
 
 def balances(user: User) -> dict:
     """Each topic with its template id and how many messages the donor may still receive."""
-    ids = template_ids(current_app.config)
+    ids = template_ids(settings())
     rows = dict(db.session.execute(
         select(SubscriptionCredit.template_id, SubscriptionCredit.credits)
         .where(SubscriptionCredit.user_id == user.id,

@@ -17,7 +17,6 @@ import random
 from collections import Counter
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import select
 
 from app import wechat
@@ -26,6 +25,7 @@ from app.extensions import db
 from app.notifications import credits
 from app.notifications.models import OutboxMessage
 from app.notifications.templates import template_for
+from app.settings import settings
 from app.types import utcnow
 from app.uow import lock, unit_of_work
 
@@ -81,7 +81,7 @@ def _relay_next(now: datetime) -> str | None:
 
 
 def _deliver(message: OutboxMessage, now: datetime) -> None:
-    config = current_app.config
+    config = settings()
     template = template_for(message.topic)
     if template is None:
         return _finish(message, "failed", f"unknown topic {message.topic!r}")
@@ -129,7 +129,7 @@ def _retry_later(message: OutboxMessage, now: datetime, error: str,
                  counted: bool = False) -> None:
     if not counted:
         message.attempts += 1
-    config = current_app.config
+    config = settings()
     if message.attempts >= config["NOTIFY_MAX_ATTEMPTS"]:
         return _finish(message, "failed", f"gave up after {message.attempts} attempts: {error}")
     delay = backoff_seconds(message.attempts, config["NOTIFY_RETRY_DELAYS"])

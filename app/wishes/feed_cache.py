@@ -21,11 +21,11 @@ from collections import OrderedDict
 from typing import Callable, Iterable
 
 import redis
-from flask import has_app_context
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from app.redis_conn import get_redis
+from app.settings import has_environment
 from app.uow import on_commit
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ def _cards_changed(session: Session, _flush_context, _instances) -> None:
     ids.discard(None)
     if not ids:
         return
-    if not has_app_context():  # no app, no Redis, no process serving cards from this session
+    if not has_environment():  # no app, no Redis, no process serving cards from this session
         return
     bump = _bump_cards(sorted(ids))
     _safely(bump, "card versions")

@@ -8,7 +8,7 @@ from sqlalchemy import false, select
 from sqlalchemy.orm import defaultload
 
 from app.auth.models import CASEWORKER, User
-from app.auth.policy import in_scope, scope_prefixes
+from app.auth.scope import in_scope, scope_prefixes
 from app.beneficiaries.models import LEVEL_RANK, Beneficiary, CATEGORIES, category_mask
 from app.beneficiaries.service import get_beneficiary_for, identity_of
 from app.errors import AppError

@@ -44,7 +44,7 @@ CLAIM = ("claim", "claim (no claim held to prove)")
 PROOF = ("proof", "proof (same key again)")
 GROUPS = {"browse": BROWSE, "claim": CLAIM, "proof": PROOF}
 EXPECTED = {"claim": (201, 409), "claim (no claim held to prove)": (201, 409)}
-# Rate limits (app/ratelimit.py, RATELIMIT_<GROUP>_<KEY> settings): every simulated user comes
+# Rate limits (miniprogram_api/ratelimit.py, RATELIMIT_<GROUP>_<KEY> settings): every simulated user comes
 # from 127.0.0.1, so the per-address limits would throttle the whole crowd as if it were one phone.
 # The bench raises those for its server only. Per-user limits stay at their defaults: each
 # simulated donor is its own user, as in production, so a 429 from them would be a real one.

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import pytest
 
 from app.auth.models import ROLES
-from app.auth.policy import PUBLIC, allow
+from miniprogram_api.policy import PUBLIC, allow
 from tests.factories import OTHER_TOWN, PASSWORD, TOWN, beneficiary_payload, wish_payload
 
 CALLERS = ("public", "donor", "cw_in", "cw_out", "mod", "admin")

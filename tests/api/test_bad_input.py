@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 import sqlalchemy as sa
 
-from app.auth.policy import PUBLIC, allow
+from miniprogram_api.policy import PUBLIC, allow
 from tests.factories import beneficiary_payload, wish_payload
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}

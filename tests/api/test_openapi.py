@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from app.auth.policy import PUBLIC
+from miniprogram_api.policy import PUBLIC
 
 DOC = "/api/v1/openapi.json"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

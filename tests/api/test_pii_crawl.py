@@ -26,7 +26,7 @@ import uuid
 import pytest
 from PIL import Image, ImageCms
 
-from app.auth.policy import PUBLIC, access_of
+from miniprogram_api.policy import PUBLIC, access_of
 from tests.api.test_pii_leaks import SECRETS, assert_clean
 from tests.factories import (
     SECRET_ADDRESS, SECRET_ID_NUMBER, SECRET_NAME, SECRET_PHONE, VILLAGE, beneficiary_payload,

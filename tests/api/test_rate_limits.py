@@ -1,4 +1,4 @@
-"""Abuse limits (app/ratelimit.py) through the HTTP API: 429 problem+json `rate_limited` with an
+"""Abuse limits (miniprogram_api/ratelimit.py) through the HTTP API: 429 problem+json `rate_limited` with an
 honest Retry-After, per-user and per-address budgets, X-Forwarded-For that cannot be forged past
 TRUSTED_PROXY_COUNT, login limits per address and per username, and no 500 when Redis is down.
 

@@ -113,7 +113,7 @@ def test_connection_killed_after_commit_keeps_the_answer(app_config, database_ur
     rollback on the dead socket is not turned into gunicorn's bare HTML 500, and the next request
     on the same pool works."""
     from app import create_app
-    from app.auth.policy import PUBLIC, allow
+    from miniprogram_api.policy import PUBLIC, allow
     from app.extensions import db
 
     fresh = create_app(app_config)  # routes can only be added before a first request

@@ -63,7 +63,7 @@ def server_settings(app_config: dict) -> dict[str, str]:
 
 def unreachable_operations(app, role: str) -> list[tuple[str, str]]:
     """(METHOD, OpenAPI path) of every route `role` may not call (its `@allow` policy)."""
-    from app.auth.policy import PUBLIC, access_of
+    from miniprogram_api.policy import PUBLIC, access_of
 
     found = []
     for rule in app.url_map.iter_rules():
