@@ -76,7 +76,7 @@ def find(source_type: str, source_id: str) -> BookTransaction | None:
 
 def post(kind: str, source_type: str, source_id: str, postings: list[tuple[str, int]],
          memo: str | None = None) -> BookTransaction:
-    """Record one balanced transaction inside the caller's transaction, exactly once per source."""
+    """Record one balanced transaction inside the caller's unit of work, exactly once per source."""
     existing = find(source_type, source_id)
     if existing is not None:
         return existing

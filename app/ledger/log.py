@@ -64,7 +64,7 @@ def _plan_nodes(plan) -> list[tuple[int, int]]:
 
 
 def append(kind: str, entry: dict, source_type: str, source_id: str) -> int:
-    """Add one entry inside the caller's transaction; the same (source_type, source_id) again
+    """Add one entry inside the caller's unit of work; the same (source_type, source_id) again
     returns the index it already has. Returns the entry's index."""
     _lock()
     existing = db.session.execute(select(LedgerEntry.index).where(

@@ -1,4 +1,4 @@
-"""Write notifications inside the caller's transaction; the caller commits.
+"""Write notifications inside the caller's unit of work (app.uow), which commits them.
 
 Both writers are idempotent on `dedupe_key`: writing the same event twice (two sweepers, a job
 run twice) leaves one row, so each message goes out once. Each write is one
