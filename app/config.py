@@ -85,6 +85,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "JWT_ISSUER": (str, "weixinyuan"),
     "JWT_AUDIENCE": (str, "weixinyuan-miniprogram"),
     "ACCESS_TOKEN_TTL_SECONDS": (_int, 2 * 3600),
+    # Argon2id parameters for staff passwords (app/auth/passwords.py): RFC_9106_LOW_MEMORY
+    # (default) or RFC_9106_HIGH_MEMORY; CHEAPEST only outside production (the test suite).
+    "PASSWORD_HASH_PROFILE": (str, "RFC_9106_LOW_MEMORY"),
     "LOGIN_MAX_FAILURES": (_int, 5),
     "LOGIN_LOCKOUT_SECONDS": (_int, 15 * 60),
     # Reverse proxies in front of the app whose X-Forwarded-For entry is trusted (werkzeug
@@ -192,6 +195,10 @@ def finalize(config: dict[str, Any], instance_path: str) -> dict[str, Any]:
     # Every body is capped at MAX_JSON_BYTES; the photo-upload view raises its own request's cap.
     config["MAX_CONTENT_LENGTH"] = config["MAX_JSON_BYTES"]
     config["DEV_LOGIN_ENABLED"] = config["APP_ENV"] == "development" and not config["WECHAT_APP_ID"]
+    from app.auth.passwords import PROFILES
+
+    if config["PASSWORD_HASH_PROFILE"] not in PROFILES:
+        raise ConfigError(f"PASSWORD_HASH_PROFILE must be one of {', '.join(PROFILES)}")
     if int(config["TRUSTED_PROXY_COUNT"]) < 0:
         raise ConfigError("TRUSTED_PROXY_COUNT must be 0 or more")
     config["DATA_ENCRYPTION_KEYS"] = [
@@ -218,6 +225,11 @@ def check_production(config: Mapping[str, Any]) -> None:
         raise ConfigError("SECRET_KEY must be at least 32 characters in production")
     if config.get("DEV_LOGIN_ENABLED"):
         raise ConfigError("development login must be off in production")
+    from app.auth.passwords import PRODUCTION_PROFILES
+
+    if config["PASSWORD_HASH_PROFILE"] not in PRODUCTION_PROFILES:
+        raise ConfigError("PASSWORD_HASH_PROFILE must be one of "
+                          f"{', '.join(sorted(PRODUCTION_PROFILES))} in production")
     _check_wechatpay_keys(config)
     _check_ledger_key(config)
 

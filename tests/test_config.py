@@ -262,3 +262,24 @@ def test_production_with_an_unusable_ledger_key_file_refuses_to_start(production
         create_app({"LEDGER_KEY_FILE": str(bad)})
     with pytest.raises(ConfigError, match="LEDGER_KEY_FILE"):
         create_app({"LEDGER_KEY_FILE": str(tmp_path / "missing.key")})
+
+
+def test_production_hashes_passwords_with_rfc_9106_argon2id_by_default(production_env):
+    application = create_app()
+
+    assert application.config["PASSWORD_HASH_PROFILE"] == "RFC_9106_LOW_MEMORY"
+
+
+def test_production_refuses_the_cheap_password_hash_profile_the_tests_use(production_env,
+                                                                          monkeypatch):
+    monkeypatch.setenv("PASSWORD_HASH_PROFILE", "CHEAPEST")
+
+    with pytest.raises(ConfigError, match="PASSWORD_HASH_PROFILE"):
+        create_app()
+
+
+def test_unknown_password_hash_profile_is_refused_naming_it(monkeypatch):
+    monkeypatch.setenv("PASSWORD_HASH_PROFILE", "MD5")
+
+    with pytest.raises(ConfigError, match="PASSWORD_HASH_PROFILE"):
+        create_app()

@@ -64,15 +64,16 @@ def login_staff(username: str, password: str, address: str) -> dict:
     user = db.session.execute(
         select(User).where(User.username == username.strip(), User.role.in_(STAFF_ROLES))
     ).scalar_one_or_none()
-    if not verify_password(user.password_hash if user else None, password):
+    profile = current_app.config["PASSWORD_HASH_PROFILE"]
+    if not verify_password(user.password_hash if user else None, password, profile):
         throttle.record_failure(username, address)
         log.info("staff login failed for a username from %s", address)
         raise AppError("invalid_credentials", 401, "用户名或密码错误")
     if not user.active:
         raise AppError("account_disabled", 403, "该账号已被停用")
     throttle.clear_failures(username)
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+    if needs_rehash(user.password_hash, profile):
+        user.password_hash = hash_password(password, profile)
     user.last_login_at = utcnow()
     db.session.commit()
     return token_response(user)
@@ -95,7 +96,8 @@ def create_staff(username: str, role: str, password: str, regions: Iterable[str]
                        errors={"region": ["必填"]})
     if db.session.execute(select(User.id).filter_by(username=username)).first():
         raise AppError("conflict", 409, f"用户名 {username} 已存在")
-    user = User(role=role, username=username, password_hash=hash_password(password),
+    password_hash = hash_password(password, current_app.config["PASSWORD_HASH_PROFILE"])
+    user = User(role=role, username=username, password_hash=password_hash,
                 display_name=display_name or username,
                 regions=[StaffRegion(region_code=code) for code in regions])
     db.session.add(user)
