@@ -39,3 +39,17 @@ def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> bool:
 def orphaned(parent_pid: int) -> bool:
     """Whether the process that started us is gone (we were adopted by another)."""
     return os.getppid() != parent_pid
+
+
+def _exec_with_lifeline(argv: list[str]) -> None:
+    """`python -I app/lifeline.py PARENT_PID PROGRAM [ARG...]`: become PROGRAM, bound to die (with
+    SIGTERM) when the process PARENT_PID dies. How a shell script or a Python process starts a
+    server it owns (the embedded redis-server) without a preexec_fn in a threaded parent."""
+    if len(argv) < 2:
+        sys.exit("usage: python -I app/lifeline.py PARENT_PID PROGRAM [ARG...]")
+    die_with_parent(int(argv[0]))
+    os.execv(argv[1], argv[1:])
+
+
+if __name__ == "__main__":
+    _exec_with_lifeline(sys.argv[1:])

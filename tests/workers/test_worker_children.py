@@ -49,7 +49,12 @@ def test_sigkill_of_the_worker_leaves_neither_its_ticker_nor_its_scheduler_runni
 
     os.kill(worker.pid, signal.SIGKILL)  # the worker alone, as the OOM killer would
     worker.wait()
-    deadline = time.monotonic() + 5
-    while left := {pid: cmd for pid, cmd in children.items() if _alive(pid)}:
-        assert time.monotonic() < deadline, f"still running 5 s after the worker died: {left}"
-        time.sleep(0.1)
+    try:
+        deadline = time.monotonic() + 5
+        while left := {pid: cmd for pid, cmd in children.items() if _alive(pid)}:
+            assert time.monotonic() < deadline, f"still running 5 s after the worker died: {left}"
+            time.sleep(0.1)
+    finally:  # on failure, don't leave them to the next tests
+        for pid in children:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
