@@ -154,10 +154,14 @@ def tick_periodic(connection: redis.Redis, config: Mapping[str, Any],
     for job in jobs:
         interval = job.interval(config)
         # Whoever sets the key first (across all worker processes) rings this interval's bell.
-        if connection.set(f"periodic:{job.name}", int(now), nx=True, ex=interval):
-            # Nothing new if the last tick's job still waits (a worker busy with a backlog).
+        key = f"periodic:{job.name}"
+        if connection.set(key, int(now), nx=True, ex=interval):
+            # Nothing new while the last tick's job still waits or runs; the interval then
+            # starts again at the next tick (a second later), not a whole interval later.
             if ring(job.queue, job.func_path, key=job.job_id, connection=connection):
                 enqueued.append(job.name)
+            else:
+                connection.delete(key)
     return enqueued
 
 
