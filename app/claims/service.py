@@ -8,7 +8,8 @@ sweepers never expire one claim twice.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+import math
+from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -110,13 +111,23 @@ def claim_wish(donor: User, wish_id: str, record=None, *, anonymous: bool = True
 
 
 def _schedule(claim: Claim) -> None:
-    """Doorbells for the claim's reminders and deadline (the sweeper is the safety net)."""
+    """Doorbells for the claim's reminders and deadline (the sweeper is the safety net).
+    Stable job ids: one deadline job per claim and deadline (an extension gets its own); one
+    reminder run per second, whatever the number of claims whose reminder falls in it."""
     schedule_after_commit(db.session, claim.due_at, "default", "workers.jobs.expire_claim",
-                          claim.id)
+                          claim.id, job_id=f"expire-{claim.id}-{_second(claim.due_at)}")
     for offset in _cfg("CLAIM_REMINDER_OFFSETS"):
         at = claim.due_at - timedelta(seconds=offset)
         if at > claim.claimed_at:
-            schedule_after_commit(db.session, at, "default", "workers.jobs.send_reminders")
+            schedule_after_commit(db.session, at, "default", "workers.jobs.send_reminders",
+                                  job_id=f"reminders-{_second(at)}")
+
+
+def _second(at: datetime) -> int:
+    """The whole second (rounded up, as the scheduler does) of a UTC time, naive or aware."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return math.ceil(at.timestamp())
 
 
 def get_claim_for(user: User, claim_id: str, *, lock: bool = False) -> Claim:
