@@ -18,6 +18,8 @@ from flask import Flask, g, json, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
+from app.text import printable_value
+
 log = logging.getLogger(__name__)
 
 PROBLEM_MIMETYPE = "application/problem+json"
@@ -102,6 +104,9 @@ def problem(
         body["errors"] = errors
     if extra:
         body.update(extra)
+    # A problem often names the input it refuses (a key, a value): never as raw text that
+    # cannot be encoded (a lone surrogate) or should not be handed back (NUL)
+    body = printable_value(body)
     response = Flask.response_class(
         json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM_MIMETYPE
     )
