@@ -240,6 +240,16 @@ def is_json_too_deep(exc: BaseException) -> bool:
     return isinstance(exc, RecursionError) and "decoding a JSON" in str(exc)
 
 
+def is_broken_body(exc: BaseException) -> bool:
+    """gunicorn raises its parser's errors from a read of a malformed chunked body (a bad chunk
+    size or terminator) inside the view that reads it: the client's malformed request."""
+    try:
+        from gunicorn.http.errors import ParseException
+    except ImportError:  # not served by gunicorn
+        return False
+    return isinstance(exc, ParseException)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(exc: AppError):
@@ -276,6 +286,8 @@ def register_error_handlers(app: Flask) -> None:
     def _unhandled(exc: Exception):
         if is_json_too_deep(exc):
             return problem(400, "malformed_json", "请求内容嵌套层数过深，不是可接受的 JSON")
+        if is_broken_body(exc):
+            return problem(400, "bad_request", "请求体的分块传输编码无效")
         if is_transient_outage(exc):
             return _unavailable(exc)
         return _server_error(exc)
