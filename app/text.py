@@ -3,7 +3,7 @@
 PostgreSQL refuses NUL (U+0000) in text (a DataError, which was a 500), and a lone surrogate
 (JSON allows "\\ud800") cannot be encoded to UTF-8 for the database at all. Both are refused
 where input arrives (miniprogram_api/blueprint.py, and request paths), as the OpenAPI document's
-description says. Everything else JSON can carry is stored as it came.
+description and every string's `pattern` say. Everything else JSON can carry is stored as it came.
 
 An answer that names refused input (a 422 naming the key `"\\udc00"`) names it with `printable`:
 a lone surrogate cannot be written out as UTF-8 at all (rendering the problem raised, a 500), and
@@ -15,6 +15,10 @@ import re
 from collections.abc import Mapping
 
 UNSAFE = re.compile(r"[\x00\ud800-\udfff]")
+# The same rule as a JSON Schema `pattern` (ECMA-262 with the `u` flag, and Python's `re`: code
+# points, so a character outside the BMP is one character, not a surrogate pair). The OpenAPI
+# document puts it on every string a client sends (miniprogram_api/__init__.py).
+SAFE_TEXT_PATTERN = r"^[^\u0000\uD800-\uDFFF]*$"
 UNSAFE_MESSAGE = "不能包含空字符（U+0000）或无效的 Unicode 字符"
 
 
