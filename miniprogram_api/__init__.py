@@ -37,9 +37,9 @@ def _document_errors_as_problems(api: Api) -> None:
 
 def safe_text_pattern(self, field, ret: dict, **kwargs) -> dict:
     """An apispec attribute function: every string schema made from a marshmallow field says,
-    as a `pattern`, that it cannot hold NUL or a lone surrogate, which the server refuses in any
-    body, query or form (miniprogram_api/blueprint.py) — so that what the document calls valid
-    is accepted. A field with a pattern of its own keeps it (each of those is narrower); a
+    as a `pattern`, that it cannot hold NUL, which the server refuses in any body, query or form
+    (miniprogram_api/blueprint.py; lone surrogates too, see app/text.py) — so that what the
+    document calls valid is accepted. A field with a pattern of its own keeps it (each of those is narrower); a
     photo's bytes (`format: binary`) are not text."""
     types = ret.get("type")
     is_string = types == "string" or (isinstance(types, list) and "string" in types)
