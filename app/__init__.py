@@ -26,6 +26,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.session_interface = _NoCookieSession()
+    from app import serving
+    app.request_class = serving.Request  # a chunked body over the limit is a 413, not cut off
     if app.config["TRUSTED_PROXY_COUNT"]:
         # request.remote_addr (rate limits, login throttle) from the trusted hops only
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -92,7 +94,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         if request.headers.get("Authorization") or "Cache-Control" not in response.headers:
             response.headers["Cache-Control"] = "no-store"
         response.vary.add("Authorization")
-        return response
+        return serving.finish(request, response)  # under gunicorn: close what must not stay open
 
     from app import ratelimit
     ratelimit.init_app(app)  # after every route is registered: it wraps the limited views
