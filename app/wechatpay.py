@@ -1,7 +1,8 @@
 """The one module that talks to WeChat Pay API v3 (base URL from WECHATPAY_API_BASE).
 
 Merchant side of the "WeChat Pay public key" mode (微信支付公钥): every request is signed with the
-merchant private key (`Authorization: WECHATPAY2-SHA256-RSA2048 ...`), every answer and every
+merchant private key (`Authorization: WECHATPAY2-SHA256-RSA2048 ...`) and names the platform
+public key in `Wechatpay-Serial` (so WeChat Pay signs its answer with that key), every answer and every
 notification is verified with the platform public key named WECHATPAY_PLATFORM_PUBLIC_KEY_ID, and
 notification resources are decrypted with the APIv3 key (AEAD_AES_256_GCM).
 
@@ -181,8 +182,13 @@ def _signed_headers(method: str, path: str, body: str, keys: _Keys) -> dict[str,
         f'{AUTH_SCHEMA} mchid="{config["WECHATPAY_MCH_ID"]}",nonce_str="{nonce}",'
         f'signature="{signature}",timestamp="{timestamp}",'
         f'serial_no="{config["WECHATPAY_MCH_CERT_SERIAL"]}"')
+    # Wechatpay-Serial names the platform public key, as the official SDKs send it in public-key
+    # mode: WeChat Pay signs its answer with the key named here. Without it, a merchant still
+    # migrating from platform certificates gets answers signed by the certificate, which
+    # _answer_signature must refuse (`unknown_serial`): an order placed but reported as failed.
     headers = {"Authorization": authorization, "Accept": "application/json",
-               "User-Agent": USER_AGENT}
+               "User-Agent": USER_AGENT,
+               "Wechatpay-Serial": config["WECHATPAY_PLATFORM_PUBLIC_KEY_ID"]}
     if body:
         headers["Content-Type"] = "application/json"
     return headers
