@@ -34,6 +34,16 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _switch(value: str) -> bool:
+    """A switch whose typo must not flip it silently: yes/no words only."""
+    word = value.strip().lower()
+    if word in {"1", "true", "yes", "on"}:
+        return True
+    if word in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{value!r} is neither true nor false")
+
+
 # name -> (parser, default). A default of None means "unset".
 SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "APP_ENV": (str, "development"),
@@ -64,6 +74,10 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "NOTIFY_RELAY_SECONDS": (_int, 30),
     "NOTIFY_MAX_ATTEMPTS": (_int, 6),
     "NOTIFY_RETRY_DELAYS": (_int_list, [30, 120, 600, 3600, 21600]),
+    # Money donations (the 505 fund through WeChat Pay). false: the fund is off, the service starts
+    # without any WECHATPAY_* setting, even in production, and POST /donations answers 503
+    # `payments_not_configured`. true (default): in production every merchant setting is required.
+    "PAYMENTS_ENABLED": (_switch, True),
     # WeChat Pay API v3 (money donations), "WeChat Pay public key" mode: app/wechatpay.py.
     "WECHATPAY_API_BASE": (str, "https://api.mch.weixin.qq.com"),
     # The app id orders are placed for; unset = WECHAT_APP_ID (the mini-program the openid is from).
@@ -141,17 +155,17 @@ PRODUCTION_SECRETS = {
     "WECHAT_APP_SECRET": None,
     "DATABASE_URL": None,
     "REDIS_URL": None,
-    # Money donations cannot be taken (nor their notifications verified) without these.
-    "WECHATPAY_MCH_ID": None,
-    "WECHATPAY_MCH_CERT_SERIAL": None,
-    "WECHATPAY_MCH_PRIVATE_KEY_FILE": None,
-    "WECHATPAY_API_V3_KEY": None,
-    "WECHATPAY_PLATFORM_PUBLIC_KEY_ID": None,
-    "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE": None,
-    "WECHATPAY_NOTIFY_URL": None,
     # The public ledger's signing key: without it no checkpoint could be signed.
     "LEDGER_KEY_FILE": None,
 }
+
+# Money donations cannot be taken (nor their notifications verified) without these: required in
+# production unless PAYMENTS_ENABLED=false.
+PRODUCTION_MERCHANT_SETTINGS = (
+    "WECHATPAY_MCH_ID", "WECHATPAY_MCH_CERT_SERIAL", "WECHATPAY_MCH_PRIVATE_KEY_FILE",
+    "WECHATPAY_API_V3_KEY", "WECHATPAY_PLATFORM_PUBLIC_KEY_ID",
+    "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE", "WECHATPAY_NOTIFY_URL",
+)
 
 
 class ConfigError(RuntimeError):
@@ -218,7 +232,12 @@ def check_production(config: Mapping[str, Any]) -> None:
         raise ConfigError("SECRET_KEY must be at least 32 characters in production")
     if config.get("DEV_LOGIN_ENABLED"):
         raise ConfigError("development login must be off in production")
-    _check_wechatpay_keys(config)
+    if config.get("PAYMENTS_ENABLED", True):
+        for name in PRODUCTION_MERCHANT_SETTINGS:
+            if not config.get(name):
+                raise ConfigError(f"{name} must be set when APP_ENV=production (or set "
+                                  "PAYMENTS_ENABLED=false to run without money donations)")
+        _check_wechatpay_keys(config)
     _check_ledger_key(config)
 
 

@@ -209,7 +209,17 @@ def test_without_merchant_settings_it_is_not_configured_and_refuses(app, pay, mo
     monkeypatch.setitem(app.config, "WECHATPAY_MCH_ID", None)
 
     assert wechatpay.is_configured() is False
-    _raises("wechatpay_unavailable", 503, _order)
+    error = _raises("payments_not_configured", 503, _order)
+    assert "Retry-After" not in error.headers  # waiting does not configure anything
+    assert pay.requests == []
+
+
+def test_with_payments_disabled_it_is_not_configured_though_every_setting_is_there(
+        app, pay, monkeypatch):
+    monkeypatch.setitem(app.config, "PAYMENTS_ENABLED", False)
+
+    assert wechatpay.is_configured() is False
+    _raises("payments_not_configured", 503, _order)
     assert pay.requests == []
 
 
