@@ -55,22 +55,37 @@ def create_staff_command(username, role, regions, display_name, password_stdin):
                + (f" regions {','.join(user.region_codes)}" if user.region_codes else ""))
 
 
-@staff_cli.command("disable")
-@click.argument("username")
-def disable_staff_command(username):
-    """Disable a staff account; its tokens stop working at once."""
+def _set_active(username: str, active: bool) -> None:
     from sqlalchemy import select
 
-    from app.auth.models import User
+    from app.auth.models import STAFF_ROLES, User
     from app.auth.service import update_staff
     from app.extensions import db
 
-    user = db.session.execute(select(User).filter_by(username=username)).scalar_one_or_none()
+    user = db.session.execute(select(User).where(
+        User.username == username, User.role.in_(STAFF_ROLES))).scalar_one_or_none()
     if user is None:
         click.echo(f"error: no staff account {username}", err=True)
         sys.exit(1)
-    update_staff(user.id, active=False)
-    click.echo(f"disabled {username}")
+    try:
+        update_staff(user.id, active=active)
+    except AppError as exc:  # e.g. 409 last_admin
+        _fail(exc)
+    click.echo(f"{'enabled' if active else 'disabled'} {username}")
+
+
+@staff_cli.command("disable")
+@click.argument("username")
+def disable_staff_command(username):
+    """Disable a staff account; its tokens stop working at once. The last active admin stays."""
+    _set_active(username, False)
+
+
+@staff_cli.command("enable")
+@click.argument("username")
+def enable_staff_command(username):
+    """Enable a disabled staff account again (it logs in with its old password)."""
+    _set_active(username, True)
 
 
 @demo_cli.command("seed")
