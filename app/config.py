@@ -99,8 +99,17 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "JWT_ISSUER": (str, "weixinyuan"),
     "JWT_AUDIENCE": (str, "weixinyuan-miniprogram"),
     "ACCESS_TOKEN_TTL_SECONDS": (_int, 2 * 3600),
+    # Staff login failure throttling (app/auth/throttle.py explains the rules): failures per
+    # (address, username) lock that address out of that username; an address has a much higher
+    # ceiling across usernames (one office, one NAT address); a username attacked from many
+    # addresses is slowed by doubling delays up to a cap, never locked, and not at all for an
+    # address it logged in from before.
     "LOGIN_MAX_FAILURES": (_int, 5),
     "LOGIN_LOCKOUT_SECONDS": (_int, 15 * 60),
+    "LOGIN_ADDRESS_MAX_FAILURES": (_int, 100),
+    "LOGIN_USERNAME_FREE_FAILURES": (_int, 20),
+    "LOGIN_USERNAME_MAX_DELAY_SECONDS": (_int, 60),
+    "LOGIN_KNOWN_ADDRESS_SECONDS": (_int, 30 * 86400),
     # Reverse proxies in front of the app whose X-Forwarded-For entry is trusted (werkzeug
     # ProxyFix x_for): the client address is the entry that many hops from the right. 0 (default)
     # ignores X-Forwarded-For entirely; behind exactly one nginx/SLB that appends to it, set 1.
@@ -109,10 +118,11 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     # minute, hour, day, e.g. "10/minute;100/hour"); every one must hold. A 429 `rate_limited`
     # carries Retry-After. Per-address limits are sized for a charity-day crowd behind one NAT
     # (hundreds of donors on one public address); per-user and per-username ones are lower.
-    # Login (both routes share one budget per address; staff login also counts per username, on
-    # top of the LOGIN_MAX_FAILURES lockout, which counts only failures).
+    # Login (both routes share one budget per address; staff login also counts per address and
+    # username, on top of the failure throttle, which counts only failures). Not per username
+    # alone: anyone could then spend a username's budget and keep its owner out.
     "RATELIMIT_LOGIN_ADDRESS": (str, "100/minute;1000/hour"),
-    "RATELIMIT_LOGIN_USERNAME": (str, "10/minute;60/hour"),
+    "RATELIMIT_LOGIN_ADDRESS_USERNAME": (str, "10/minute;60/hour"),
     # POST /wishes/{id}/claims.
     "RATELIMIT_CLAIMS_USER": (str, "10/minute;60/hour"),
     "RATELIMIT_CLAIMS_ADDRESS": (str, "200/minute;3000/hour"),

@@ -70,7 +70,7 @@ def login_staff(username: str, password: str, address: str) -> dict:
         raise AppError("invalid_credentials", 401, "用户名或密码错误")
     if not user.active:
         raise AppError("account_disabled", 403, "该账号已被停用")
-    throttle.clear_failures(username)
+    throttle.record_success(username, address)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()
