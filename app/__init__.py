@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from flask import Flask, g, request
 from flask.sessions import SessionInterface
 
-from app.config import finalize, load_config
+from app.config import ConfigError, finalize, load_config
 
 API_TITLE = "微心愿 API"
 API_VERSION = "1.0.0"
@@ -18,9 +18,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. Settings come from the environment, then `config` overrides them."""
     app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None,
                 instance_relative_config=False)
-    settings = load_config()
-    settings.update(config or {})
-    app.config.update(finalize(settings, app.instance_path))
+    try:
+        settings = load_config()
+        settings.update(config or {})
+        app.config.update(finalize(settings, app.instance_path))
+    except ConfigError as error:
+        if not _flask_cli_is_looking_up_a_command():
+            raise
+        from app.cli import settings_free_app
+        return settings_free_app(error)
     os.makedirs(app.instance_path, exist_ok=True)
     _configure_logging(app)
     app.json.ensure_ascii = False
@@ -102,6 +108,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.cli import register_cli
     register_cli(app)
     return app
+
+
+def _flask_cli_is_looking_up_a_command() -> bool:
+    """True while `flask ...` resolves a command of the app's own CLI: only then may a
+    configuration error wait until a command that needs the settings runs. gunicorn, `flask run`
+    and `flask shell` (whose click context is their own command's) still fail here."""
+    import click
+    from flask.cli import FlaskGroup
+
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and isinstance(ctx.command, FlaskGroup)
 
 
 def _close_sessions_after_outages(app: Flask, db) -> None:

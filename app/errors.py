@@ -55,6 +55,8 @@ TITLES: dict[str, str] = {
     "pii_in_text": "内容包含个人敏感信息",
     "self_approval": "不能审核自己提交的心愿",
     "conflict": "请求与当前状态冲突",
+    "payments_not_configured": "在线捐款暂未开通",
+    "last_admin": "不能停用或降级最后一位管理员",
 }
 
 
