@@ -156,6 +156,16 @@ def begin(user_id: str, key: str, fp: str, lease: timedelta = DEFAULT_LEASE) -> 
     return hold
 
 
+def is_answered(user_id: str, key: str) -> bool:
+    """Whether this user's key already has its answer stored. A request with it is answered from
+    the record (the stored answer, or 422 `idempotency_key_reused`) without doing any work."""
+    return db.session.execute(
+        select(IdempotencyRecord.id).where(IdempotencyRecord.user_id == user_id,
+                                           IdempotencyRecord.key == key,
+                                           IdempotencyRecord.state == "done")
+    ).first() is not None
+
+
 def renew(hold: Hold, lease: timedelta = DEFAULT_LEASE) -> bool:
     """Extend the lease of a record this request still holds. False once it no longer does
     (done, released or taken over): there is nothing left to renew."""

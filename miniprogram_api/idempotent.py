@@ -12,9 +12,10 @@ from typing import Callable
 from flask import Flask, Response, current_app, g, make_response, request
 
 from app import idempotency
-from app.auth.policy import require_user
+from app.auth.policy import current_user, require_user
 from app.errors import AppError, problem
 from app.extensions import db
+from app.ratelimit import EXEMPT_ATTR
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,30 @@ def _body_parts() -> list[bytes]:
     return [request.get_data(cache=True)]
 
 
+def answered_before() -> bool:
+    """For the rate limiter: whether this request's Idempotency-Key already has its answer
+    stored. Such a request is answered from the record, doing no work (the stored answer, or 422
+    `idempotency_key_reused` if it is not the same request), so it costs no limit slot: a
+    donor's retry after the limit still gets the answer. Decided without reading the body (a
+    photo upload over the limit is refused before it is read); once per request."""
+    if "idempotency_answered" not in g:
+        user, key = current_user(), request.headers.get("Idempotency-Key")
+        answered = False
+        if user is not None and key is not None and key.strip():
+            try:
+                answered = idempotency.is_answered(user.id, key.strip())
+            except Exception:  # noqa: BLE001 - the limiter would take it for a storage outage
+                db.session.rollback()
+                log.warning("stored idempotent answer not looked up; the limits count",
+                            exc_info=True)
+        g.idempotency_answered = answered
+    return g.idempotency_answered
+
+
 def idempotent(render_resource: Callable[[str], Response]) -> Callable:
     """`render_resource(resource_id)` rebuilds the response when the first attempt committed its
-    effect but died before its response was stored."""
+    effect but died before its response was stored. A limited view (app.ratelimit) lets a
+    request whose answer is stored past its limits (`answered_before`)."""
 
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
@@ -116,6 +138,7 @@ def idempotent(render_resource: Callable[[str], Response]) -> Callable:
                 idempotency.finish(hold, response.status_code, headers, response.get_data())
                 return response
 
+        setattr(wrapper, EXEMPT_ATTR, answered_before)
         return wrapper
 
     return decorator
