@@ -122,8 +122,10 @@ def begin(user_id: str, key: str, fp: str, lease: timedelta = DEFAULT_LEASE) -> 
                                lease_until=now + lease)
     db.session.add(record)
     try:
+        db.session.flush()
+        hold = Hold(record.id, owner, None)
         db.session.commit()
-        return Hold(record.id, owner, None)
+        return hold
     except IntegrityError:
         db.session.rollback()
     existing = db.session.execute(
