@@ -135,6 +135,10 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     # POST /donations (each one places a WeChat Pay order).
     "RATELIMIT_DONATIONS_USER": (str, "10/minute;60/hour"),
     "RATELIMIT_DONATIONS_ADDRESS": (str, "200/minute;3000/hour"),
+    # How long a request holds its Idempotency-Key without renewing it. A running request renews
+    # it every third of this, however slow it is (e.g. placing a WeChat Pay order); a retry may
+    # take the key over only once the lease lapsed, i.e. the process holding it died.
+    "IDEMPOTENCY_LEASE_SECONDS": (_int, 30),
     "CLAIM_SLA_SECONDS": (_int, 172800),
     "SLA_CHECK_SECONDS": (_int, 60),
     # The auditor's allowance for work in flight (a claim just past due before the next sweep, a
@@ -225,6 +229,8 @@ def finalize(config: dict[str, Any], instance_path: str) -> dict[str, Any]:
         raise ConfigError(f"PASSWORD_HASH_PROFILE must be one of {', '.join(PROFILES)}")
     if int(config["TRUSTED_PROXY_COUNT"]) < 0:
         raise ConfigError("TRUSTED_PROXY_COUNT must be 0 or more")
+    if int(config["IDEMPOTENCY_LEASE_SECONDS"]) < 2:
+        raise ConfigError("IDEMPOTENCY_LEASE_SECONDS must be 2 or more")
     config["DATA_ENCRYPTION_KEYS"] = [
         _decode_key("DATA_ENCRYPTION_KEY", config["DATA_ENCRYPTION_KEY"])
     ] + [_decode_key("DATA_ENCRYPTION_OLD_KEYS", k) for k in config["DATA_ENCRYPTION_OLD_KEYS"]]

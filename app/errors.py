@@ -43,6 +43,7 @@ TITLES: dict[str, str] = {
     "service_unavailable": "服务暂时不可用",
     "database_unavailable": "数据库暂时不可用，请稍后重试",
     "invalid_transition": "当前状态不允许此操作",
+    "proof_not_ready": "送达照片尚未就绪",
     "invalid_cursor": "分页游标无效",
     "invalid_credentials": "用户名或密码错误",
     "account_disabled": "账号已停用",

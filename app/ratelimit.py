@@ -12,6 +12,11 @@ wraps every marked view of that app, so the check runs when the view is called: 
 check has resolved the caller (`g.user`), before the body is parsed. Each (group, key) is one
 budget shared by every view of the group, e.g. both login routes draw on `login:address`.
 
+A view may carry, under EXEMPT_ATTR, a check that lets a request pass its limits uncounted: an
+idempotent write (miniprogram_api/idempotent.py) lets through a request whose Idempotency-Key
+already has its answer stored, so a retry after the limit gets that answer, not 429, and
+replays cost no slot.
+
 Keys: `user` (the authenticated user's id), `address` (`request.remote_addr`, which ProxyFix in
 create_app sets from X-Forwarded-For only for TRUSTED_PROXY_COUNT trusted hops) and
 `address_username` (the address with the staff login's username, normalised and hashed).
@@ -45,6 +50,8 @@ from app.errors import problem
 log = logging.getLogger(__name__)
 
 ATTR = "__rate_limits__"
+# A view's `() -> bool`: True when this request is answered without the work the limits guard.
+EXEMPT_ATTR = "__rate_limit_exempt_when__"
 STORAGE_PREFIX = "ratelimit"
 
 
@@ -143,9 +150,11 @@ def init_app(app: Flask) -> Limiter:
     app.extensions["ratelimit"] = limiter
     for endpoint, view in list(app.view_functions.items()):
         specs = getattr(view, ATTR, ())
+        exempt_when = getattr(view, EXEMPT_ATTR, None)
         for group, key in specs:
             view = limiter.shared_limit(_setting(setting_name(group, key)),
-                                        scope=f"{group}:{key}", key_func=KEY_FUNCS[key])(view)
+                                        scope=f"{group}:{key}", key_func=KEY_FUNCS[key],
+                                        exempt_when=exempt_when)(view)
         if specs:
             app.view_functions[endpoint] = view
     app.register_error_handler(RateLimitExceeded, _too_many_requests)

@@ -20,7 +20,7 @@ from app.auth.models import MODERATOR, User
 from app.auth.policy import in_scope
 from app.claims import notices
 from app.claims.lifecycle import move
-from app.claims.models import Claim, ClaimTransition
+from app.claims.models import Claim, ClaimTransition, Proof
 from app.errors import AppError
 from app.extensions import db
 from app.pagination import Page, keyset_page
@@ -174,9 +174,33 @@ def _check_caseworker(user: User, claim: Claim) -> None:
         raise AppError("forbidden", 403, "只有负责该区划的协理员可以确认或提出异议")
 
 
+# What the caseworker is told while the photo of a delivery cannot be looked at.
+_PHOTO_NOT_READY = {
+    None: "该认领还没有送达照片，不能确认",
+    "processing": "送达照片还在处理中，处理完成后才能确认，请稍后再试",
+    "failed": "送达照片处理失败，无法查看；请提出异议，让认领人重新上传",
+}
+
+
+def _check_photo_ready(claim: Claim) -> None:
+    """A caseworker confirms what the photo of this delivery shows, so it must be there to see:
+    the claim's latest proof (an earlier one belongs to a delivery disputed since) must be
+    processed. 409 `proof_not_ready` while it is processing, or if it failed (the caseworker
+    then disputes and the donor uploads again). A photo deleted because consent was withdrawn
+    is not waited for: it will never come back."""
+    status = db.session.execute(
+        select(Proof.status).where(Proof.claim_id == claim.id)
+        .order_by(Proof.created_at.desc(), Proof.id.desc()).limit(1)).scalar_one_or_none()
+    if status in _PHOTO_NOT_READY:
+        raise AppError("proof_not_ready", 409, _PHOTO_NOT_READY[status],
+                       extra={"proof_status": status})
+
+
 def confirm_claim(user: User, claim_id: str) -> Claim:
     claim = lock_claim_for(user, claim_id)
     _check_caseworker(user, claim)
+    if claim.status == "delivered":  # any other state is refused by move() as it stands
+        _check_photo_ready(claim)
     move(claim, "confirm", user.id)
     claim.confirmed_by = user.id
     for hook in _CONFIRM_HOOKS:

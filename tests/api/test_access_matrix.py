@@ -235,11 +235,11 @@ class World:
                                       content_type="multipart/form-data",
                                       headers={**owner.headers, "Idempotency-Key": str(uuid.uuid4())})
         assert res.status_code == 201, res.get_json()
-        if target == "delivered":
-            return claim_id
-        with self.app.app_context():
+        with self.app.app_context():  # as the media worker would (a confirm waits for it)
             process_proof(res.get_json()["id"])
             url = links(db.session.get(Proof, res.get_json()["id"]))["image_url"]
+        if target == "delivered":
+            return claim_id
         return url[len("/api/v1/media/"):]
 
     # --- the 505 fund ------------------------------------------------------------------------

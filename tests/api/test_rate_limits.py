@@ -116,6 +116,53 @@ def test_a_crowd_behind_one_address_gets_through_with_the_default_limits(app, ac
     assert statuses == [201] + [409] * 59
 
 
+def test_a_retry_of_an_answered_claim_is_replayed_past_the_limit_and_costs_no_slot(
+        make_app, actors, staff):
+    limited = make_app(RATELIMIT_CLAIMS_USER="2/minute", RATELIMIT_CLAIMS_ADDRESS="3/minute")
+    client = limited.test_client()
+    donor = actors.donor()
+    wishes = [actors.open_wish(*staff) for _ in range(3)]
+
+    first = _claim(client, donor, wishes[0]["id"], key="phone-retry")
+    assert first.status_code == 201
+    for _ in range(3):  # replays: no slot of either budget is spent on them
+        retry = _claim(client, donor, wishes[0]["id"], key="phone-retry")
+        assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
+        assert retry.get_json() == first.get_json()
+    assert _claim(client, donor, wishes[1]["id"]).status_code == 201
+    # the per-user budget (2/minute) is spent now: a new key is refused, a retry is not
+    _assert_rate_limited(_claim(client, donor, wishes[2]["id"]))
+    retry = _claim(client, donor, wishes[0]["id"], key="phone-retry")
+    assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.get_json() == first.get_json()
+
+
+def test_a_donors_retry_after_the_donation_limit_gets_the_stored_order(make_app, actors,
+                                                                       fake_wechatpay):
+    limited = make_app(RATELIMIT_DONATIONS_USER="1/minute", RATELIMIT_DONATIONS_ADDRESS=BIG)
+    client = limited.test_client()
+    donor = actors.donor()
+
+    def donate(key):
+        return client.post("/api/v1/donations", json={
+            "amount_fen": 5000, "anonymous": True, "receipt_requested": False},
+            headers={**donor.headers, "Idempotency-Key": key})
+
+    first = donate("donate-once")
+    assert first.status_code == 201, first.get_json()
+    _assert_rate_limited(donate(str(uuid.uuid4())))
+    retry = donate("donate-once")
+    assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.get_json() == first.get_json()
+    assert len(fake_wechatpay.calls("/v3/pay/transactions/jsapi")) == 1
+    # the key reused for another request is told so, from the record, without any work either
+    other = client.post("/api/v1/donations", json={
+        "amount_fen": 6000, "anonymous": True, "receipt_requested": False},
+        headers={**donor.headers, "Idempotency-Key": "donate-once"})
+    assert other.status_code == 422 and other.get_json()["code"] == "idempotency_key_reused"
+    assert len(fake_wechatpay.calls("/v3/pay/transactions/jsapi")) == 1
+
+
 # --- photo uploads -----------------------------------------------------------------------------
 
 def test_upload_limit_refuses_before_the_photo_is_read(make_app, actors, staff):
