@@ -1,18 +1,40 @@
 """The /stats page's charts: each an inline SVG and a table of the same numbers."""
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
+from flask import current_app
 from markupsafe import Markup
 
 from app.beneficiaries.models import LEVELS
 from app.divisions import town_name
-from app.stats_series import Series
+from app.stats_series import Series, compute_series
 from public_site import charts
 from public_site.present import LEVEL_WORDS
 
 # The badge colours of site.css, for the stacked bars of open wishes by town and level.
 LEVEL_FILLS = {"red": "#b91c1c", "orange": "#c2410c", "yellow": "#facc15", "blue": "#1d4ed8"}
+
+
+_lock = threading.Lock()
+_cache: dict[int, tuple[float, Series]] = {}  # per app, like app.stats' totals
+
+
+def series() -> Series:
+    """The chart series, computed at most once per STATS_CACHE_SECONDS per process (the page is
+    the same for everyone, and a CDN holds it for a while anyway)."""
+    ttl = float(current_app.config.get("STATS_CACHE_SECONDS", 5.0))
+    key, now = id(current_app._get_current_object()), time.monotonic()
+    with _lock:
+        hit = _cache.get(key)
+        if ttl > 0 and hit is not None and now - hit[0] < ttl:
+            return hit[1]
+    result = compute_series()
+    with _lock:
+        _cache[key] = (now, result)
+    return result
 
 
 @dataclass

@@ -8,7 +8,6 @@ from app.auth.policy import PUBLIC, allow
 from app.errors import AppError
 from app.fund import books
 from app.ledger import log as ledger, lookup
-from app.stats_series import compute_series
 from app.wishes import service as wishes
 from app.wishes.progress import read_progress
 from public_site import assets, figures
@@ -95,7 +94,7 @@ def fund():
 def stats_page():
     """The public figures, with charts drawn here as inline SVG and their numbers as tables."""
     return render_template("site/stats.html", totals=stats.public_stats(),
-                           charts=figures.build(compute_series()))
+                           charts=figures.build(figures.series()))
 
 
 @bp.get("/assets/<path:name>")
