@@ -57,8 +57,8 @@ def _hours(later, earlier, postgres: bool):
     return (func.julianday(later) - func.julianday(earlier)) * 24.0
 
 
-def _median(values, postgres: bool):
-    return func.percentile_cont(0.5).within_group(values) if postgres else None
+def _median(values):
+    return func.percentile_cont(0.5).within_group(values)
 
 
 def compute_series(now: datetime | None = None) -> Series:
@@ -90,10 +90,10 @@ def compute_series(now: datetime | None = None) -> Series:
     to_fulfil = _hours(Wish.fulfilled_at, Wish.published_at, postgres)
     if postgres:
         out.median_hours_to_claim = db.session.execute(
-            select(_median(to_claim, True)).join(first_claim, first_claim.c.wish_id == Wish.id)
+            select(_median(to_claim)).join(first_claim, first_claim.c.wish_id == Wish.id)
             .where(Wish.published_at.is_not(None))).scalar()
         out.median_hours_to_fulfil = db.session.execute(
-            select(_median(to_fulfil, True)).where(Wish.status == "fulfilled",
+            select(_median(to_fulfil)).where(Wish.status == "fulfilled",
                                                    Wish.published_at.is_not(None))).scalar()
     else:
         claims = db.session.execute(
