@@ -47,7 +47,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Served by this app (public_site's swagger_ui.html loads its own hashed copies of the
+        # swagger-ui-bundle package's files); flask-smorest only needs the setting to be set.
+        OPENAPI_SWAGGER_UI_URL="/assets/",
         API_SPEC_OPTIONS={
             "info": {"description": "泉港微心愿平台后端接口。错误均为 application/problem+json，"
                                     "客户端按 `code` 分支。任何字符串（请求体、查询参数、表单字段、"
@@ -73,6 +75,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["redis"] = redis_conn.connect(redis_url)
 
     _import_models()
+    import public_site
+    public_site.register(app)  # before Api(app): its swagger_ui.html replaces flask-smorest's
     api = Api(app)
     import miniprogram_api
     with app.app_context():  # the document shows this app's settings (e.g. DONATION_MAX_FEN)

@@ -23,7 +23,8 @@ MULTIPART = {("post", "/api/v1/claims/{claim_id}/proofs")}
 
 
 def _exempt(endpoint: str) -> bool:
-    return endpoint == "static" or endpoint.startswith("api-docs.")
+    """Not API operations: static files, the document and its UI, the public site's pages."""
+    return endpoint == "static" or endpoint.startswith(("api-docs.", "public_site."))
 
 
 def _openapi_path(rule: str) -> str:
