@@ -18,6 +18,8 @@ from flask import Flask, g, json, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
+from app.text import printable_value
+
 log = logging.getLogger(__name__)
 
 PROBLEM_MIMETYPE = "application/problem+json"
@@ -41,6 +43,7 @@ TITLES: dict[str, str] = {
     "service_unavailable": "服务暂时不可用",
     "database_unavailable": "数据库暂时不可用，请稍后重试",
     "invalid_transition": "当前状态不允许此操作",
+    "proof_not_ready": "送达照片尚未就绪",
     "invalid_cursor": "分页游标无效",
     "invalid_credentials": "用户名或密码错误",
     "account_disabled": "账号已停用",
@@ -53,6 +56,8 @@ TITLES: dict[str, str] = {
     "pii_in_text": "内容包含个人敏感信息",
     "self_approval": "不能审核自己提交的心愿",
     "conflict": "请求与当前状态冲突",
+    "payments_not_configured": "在线捐款暂未开通",
+    "last_admin": "不能停用或降级最后一位管理员",
 }
 
 
@@ -102,6 +107,9 @@ def problem(
         body["errors"] = errors
     if extra:
         body.update(extra)
+    # A problem often names the input it refuses (a key, a value): never as raw text that
+    # cannot be encoded (a lone surrogate) or should not be handed back (NUL)
+    body = printable_value(body)
     response = Flask.response_class(
         json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM_MIMETYPE
     )
@@ -235,6 +243,16 @@ def is_json_too_deep(exc: BaseException) -> bool:
     return isinstance(exc, RecursionError) and "decoding a JSON" in str(exc)
 
 
+def is_broken_body(exc: BaseException) -> bool:
+    """gunicorn raises its parser's errors from a read of a malformed chunked body (a bad chunk
+    size or terminator) inside the view that reads it: the client's malformed request."""
+    try:
+        from gunicorn.http.errors import ParseException
+    except ImportError:  # not served by gunicorn
+        return False
+    return isinstance(exc, ParseException)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(exc: AppError):
@@ -271,6 +289,8 @@ def register_error_handlers(app: Flask) -> None:
     def _unhandled(exc: Exception):
         if is_json_too_deep(exc):
             return problem(400, "malformed_json", "请求内容嵌套层数过深，不是可接受的 JSON")
+        if is_broken_body(exc):
+            return problem(400, "bad_request", "请求体的分块传输编码无效")
         if is_transient_outage(exc):
             return _unavailable(exc)
         return _server_error(exc)

@@ -1,28 +1,38 @@
 """Idempotency keys for writes a donor may retry from a flaky phone network.
 
 Records live in the database, per user and key, for at least IDEMPOTENCY_TTL (24 h):
-  - the first request inserts an `in_flight` record in its own short transaction, so a second
-    request with the same key at the same moment sees it and gets 409 `idempotency_key_in_use`;
-  - the business write names its resource (e.g. the claim) with `uow.produced(...)`, and the
-    unit of work attaches it to the record inside *its own* transaction, so the effect and the
-    record cannot part;
+  - the first request inserts an `in_flight` record in its own short transaction, holding it
+    under a lease: a random owner token and `lease_until`. The request renews the lease while it
+    runs (the HTTP edge does, from a heartbeat thread), so a slow request, e.g. a WeChat Pay
+    order placement, is never mistaken for a dead one;
+  - another request with the same key while the lease runs gets 409 `idempotency_key_in_use`,
+    whatever the first has committed so far: exactly one request does the work;
+  - the business use case names its resource (e.g. the claim) with `uow.produced(...)`, which
+    attaches it to the record inside *its own* unit of work, and only while it still owns the record (the owner token is a fencing token),
+    so the effect and the record cannot part and a request that lost its record commits nothing;
   - after the view answers, the response is stored and the record is `done`; a retry gets the
     stored response with `Idempotent-Replayed: true`;
   - a different request with the same key is 422 `idempotency_key_reused`;
-  - a 5xx or an exception deletes the record so the client may simply retry;
-  - if the process died between the business commit and storing the response, the record has a
-    resource but no response: the retry renders that resource (the effect still happened once).
+  - a 5xx or an exception gives the record up: deleted if nothing was committed under it (the
+    retry runs anew), else released at once (the retry carries on from the committed resource,
+    e.g. places the order of a pending donation whose WeChat Pay call failed);
+  - only a record whose owner is provably gone may be taken over: one that was released, or
+    whose lease lapsed unrenewed because its process died. If it had committed its resource
+    but not stored its response, the retry renders that resource (the effect still happened
+    once).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, UniqueConstraint, delete, select
+from sqlalchemy import (JSON, ForeignKey, Integer, LargeBinary, String, UniqueConstraint, delete,
+                        select, update)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -34,9 +44,10 @@ from app.uow import reset, unit_of_work, use_case
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL = timedelta(hours=48)
-# An in-flight record older than this belongs to a request whose process died before committing.
-STALE_IN_FLIGHT = timedelta(seconds=120)
+# How long a request holds its record without renewing it (IDEMPOTENCY_LEASE_SECONDS at the edge).
+DEFAULT_LEASE = timedelta(seconds=30)
 MAX_KEY_LENGTH = 200
+OWNER_LENGTH = 32
 
 
 class IdempotencyRecord(db.Model):
@@ -55,6 +66,9 @@ class IdempotencyRecord(db.Model):
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # The request holding an in-flight record, and until when; NULL once done or released.
+    owner: Mapped[str | None] = mapped_column(String(OWNER_LENGTH))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 @dataclass
@@ -62,6 +76,24 @@ class Replay:
     status: int
     headers: dict[str, str]
     body: bytes
+
+
+@dataclass
+class Hold:
+    """One request's hold on a record. `owner` is kept here, not read back from the row: a row
+    refreshed after a takeover would name the new owner."""
+    record_id: int
+    owner: str
+    resource_id: str | None
+
+
+def _held(hold: Hold):
+    return IdempotencyRecord.id == hold.record_id, IdempotencyRecord.owner == hold.owner
+
+
+def _in_use() -> AppError:
+    return AppError("idempotency_key_in_use", 409, "相同 Idempotency-Key 的请求正在处理中，请稍后重试",
+                    headers={"Retry-After": "1"})
 
 
 def fingerprint(method: str, path: str, parts: list[bytes]) -> str:
@@ -82,16 +114,20 @@ def validate_key(key: str | None) -> str:
     return key
 
 
-def begin(user_id: str, key: str, fp: str) -> IdempotencyRecord | Replay:
-    """Claim the key for this request, or return what a retry must answer."""
+def begin(user_id: str, key: str, fp: str, lease: timedelta = DEFAULT_LEASE) -> Hold | Replay:
+    """Hold the key for this request, or return what a retry must answer."""
+    owner = secrets.token_hex(OWNER_LENGTH // 2)
     now = utcnow()
     try:
         with unit_of_work():
             record = IdempotencyRecord(user_id=user_id, key=key, fingerprint=fp,
                                        state="in_flight", created_at=now,
-                                       expires_at=now + IDEMPOTENCY_TTL)
+                                       expires_at=now + IDEMPOTENCY_TTL, owner=owner,
+                                       lease_until=now + lease)
             db.session.add(record)
-        return record
+            db.session.flush()
+            hold = Hold(record.id, owner, None)
+        return hold
     except IntegrityError:
         pass
     with unit_of_work() as uow:
@@ -99,44 +135,87 @@ def begin(user_id: str, key: str, fp: str) -> IdempotencyRecord | Replay:
             IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
             .with_for_update()).scalar_one_or_none()
         if existing is not None:
-            outcome = _existing(existing, fp, now)
+            outcome = _existing(existing, fp, owner, lease)
     if existing is None:  # deleted by a failed first attempt in between: try once more
-        return begin(user_id, key, fp)
+        return begin(user_id, key, fp, lease)
     return outcome
 
 
-def _existing(existing: IdempotencyRecord, fp: str, now) -> IdempotencyRecord | Replay:
-    """Inside begin's unit of work, with the record locked."""
+def _existing(existing: IdempotencyRecord, fp: str, owner: str,
+              lease: timedelta) -> Hold | Replay:
+    """Inside begin's unit of work, with the record locked: raising writes nothing."""
     if existing.fingerprint != fp:
         raise AppError("idempotency_key_reused", 422,
                        "该 Idempotency-Key 已用于另一个不同的请求，请换一个新的")
     if existing.state == "done":
         return Replay(existing.response_status, existing.response_headers or {},
                       existing.response_body or b"")
-    if existing.resource_id is not None or now - existing.created_at > STALE_IN_FLIGHT:
-        # The first attempt committed its effect but died before storing the response, or died
-        # before committing anything: this retry takes the record over.
-        existing.created_at = now
-        return existing
-    raise AppError("idempotency_key_in_use", 409, "相同 Idempotency-Key 的请求正在处理中，请稍后重试",
-                   headers={"Retry-After": "1"})
+    now = utcnow()  # after the row lock: the holder may have renewed while this one waited
+    if existing.lease_until is not None and existing.lease_until > now:
+        # Its owner is alive (it renews the lease while it runs), even if it has committed its
+        # resource already: answering for it now would run its work a second time.
+        raise _in_use()
+    # The owner is gone: it released the record after a failure, or its process died and the
+    # lease lapsed. This retry takes the record over, with what the owner committed under it.
+    existing.owner, existing.lease_until = owner, now + lease
+    return Hold(existing.id, owner, existing.resource_id)
+
+
+def is_answered(user_id: str, key: str) -> bool:
+    """Whether this user's key already has its answer stored. A request with it is answered from
+    the record (the stored answer, or 422 `idempotency_key_reused`) without doing any work."""
+    return db.session.execute(
+        select(IdempotencyRecord.id).where(IdempotencyRecord.user_id == user_id,
+                                           IdempotencyRecord.key == key,
+                                           IdempotencyRecord.state == "done")
+    ).first() is not None
 
 
 @use_case
-def finish(record: IdempotencyRecord, status: int, headers: dict[str, str], body: bytes) -> None:
-    record = db.session.merge(record)
-    record.state = "done"
-    record.response_status = status
-    record.response_headers = headers
-    record.response_body = body
+def renew(hold: Hold, lease: timedelta = DEFAULT_LEASE) -> bool:
+    """Extend the lease of a record this request still holds. False once it no longer does
+    (done, released or taken over): there is nothing left to renew."""
+    result = db.session.execute(
+        update(IdempotencyRecord).where(*_held(hold), IdempotencyRecord.state == "in_flight")
+        .values(lease_until=utcnow() + lease))
+    return result.rowcount == 1
 
 
-def abandon(record: IdempotencyRecord) -> None:
-    """The request failed without an effect: free the key for a retry."""
+def attach(hold: Hold | None, resource_type: str, resource_id: str) -> None:
+    """Inside the business use case's unit of work (through `uow.produced`, which the HTTP edge
+    binds to this request's hold): the resource is committed with the record, and only while
+    this request still holds it (otherwise 409, and the unit of work commits nothing)."""
+    if hold is None:
+        return
+    result = db.session.execute(
+        update(IdempotencyRecord).where(*_held(hold), IdempotencyRecord.resource_id.is_(None))
+        .values(resource_type=resource_type, resource_id=resource_id))
+    if result.rowcount != 1:
+        log.warning("idempotency record %s was taken over; its late owner commits nothing",
+                    hold.record_id)
+        raise _in_use()
+    hold.resource_id = resource_id
+
+
+@use_case
+def finish(hold: Hold, status: int, headers: dict[str, str], body: bytes) -> None:
+    """Store the answer and let the record go. A request that lost its record stores nothing:
+    the record's new owner answers for it."""
+    db.session.execute(
+        update(IdempotencyRecord).where(*_held(hold))
+        .values(state="done", response_status=status, response_headers=headers,
+                response_body=body, owner=None, lease_until=None))
+
+
+def abandon(hold: Hold) -> None:
+    """The request failed: free the key for a retry at once. Without an effect the record goes
+    (the retry runs anew); with one it stays, released (the retry carries on from it)."""
     reset()  # whatever the failed request left in the session goes first
     with unit_of_work():
         db.session.execute(delete(IdempotencyRecord).where(
-            IdempotencyRecord.id == record.id, IdempotencyRecord.resource_id.is_(None)))
+            *_held(hold), IdempotencyRecord.resource_id.is_(None)))
+        db.session.execute(update(IdempotencyRecord).where(*_held(hold))
+                           .values(owner=None, lease_until=None))
 
 
 @use_case

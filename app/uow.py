@@ -107,13 +107,12 @@ class UnitOfWork:
                 raise ValueError(f"unknown handler phase {phase!r}")
 
     def produced(self, resource_type: str, resource_id: str) -> None:
-        """The use case made this resource: tie the request's idempotency record (if any) to it,
-        in this transaction, so the effect and the record cannot part."""
-        record = self.session.info.get(_IDEMPOTENCY)
-        if record is not None:
-            record.resource_type = resource_type
-            record.resource_id = resource_id
-            self.session.add(record)
+        """The use case made this resource: tie the request's idempotency record (if the edge
+        bound one, see `idempotency_record`) to it, in this transaction, so the effect and the
+        record cannot part."""
+        attach = self.session.info.get(_IDEMPOTENCY)
+        if attach is not None:
+            attach(resource_type, resource_id)
 
     # --- the end -------------------------------------------------------------------------------
 
@@ -198,10 +197,12 @@ def reset(session: Session | None = None) -> None:
 
 
 @contextmanager
-def idempotency_record(record: Any, session: Session | None = None) -> Iterator[None]:
-    """While the block runs, `uow.produced(...)` attaches its resource to `record`."""
+def idempotency_record(attach: Callable[[str, str], None],
+                       session: Session | None = None) -> Iterator[None]:
+    """While the block runs, `uow.produced(type, id)` calls `attach(type, id)`: the HTTP edge
+    binds its request's idempotency record this way (app.idempotency.attach)."""
     session = _session(session)
-    session.info[_IDEMPOTENCY] = record
+    session.info[_IDEMPOTENCY] = attach
     try:
         yield
     finally:
