@@ -10,9 +10,9 @@ The composition roots (the app factory, which the worker uses too) install this 
 unit of work with `install()`; no domain registers itself by being imported.
 
 What goes into the open ledger for a claim, a donation or a disbursement is decided here, not in
-app.ledger: the ledger only stores entries and proves them. An entry never names a beneficiary
-(only the wish's public alias), an openid, a phone or an address; the donor is `爱心人士` unless
-the donor chose to be named (`"anonymous": false`), and then only `陈*`.
+app.ledger: the ledger only stores entries and proves them. An entry never names a beneficiary,
+not even by alias (the wish's town instead), nor an openid, a phone or an address; the donor is
+`爱心人士` unless the donor chose to be named (`"anonymous": false`), and then only `陈*`.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ __all__ = ["HANDLERS", "install", "SAME_TRANSACTION", "AFTER_COMMIT"]
 def fulfilment_entry(claim: Claim) -> dict:
     wish = claim.wish
     donor = None if claim.anonymous else db.session.get(User, claim.donor_id)
-    return entries.entry("in_kind_fulfilment", wish_id=wish.id, alias=wish.beneficiary.alias,
+    return entries.entry("in_kind_fulfilment", wish_id=wish.id, town=entries.town_of_wish(wish),
                          item=wish.item or wish.title, value_fen=wish.estimated_value_fen,
                          at=claim.ended_at or utcnow(),
                          donor=entries.donor_display(donor.display_name if donor else None,
@@ -53,7 +53,7 @@ def donation_entry(donation: Donation) -> dict:
     wish = donation.wish
     return entries.entry(
         "money_donation", wish_id=wish.id if wish else None,
-        alias=wish.beneficiary.alias if wish else None,
+        town=entries.town_of_wish(wish),
         item=(wish.item or wish.title) if wish else FUND_NAME, value_fen=donation.amount_fen,
         at=donation.paid_at, donor=display_for(donation))
 
@@ -61,7 +61,7 @@ def donation_entry(donation: Donation) -> dict:
 def disbursement_entry(item: Disbursement) -> dict:
     wish = item.wish
     return entries.entry("disbursement", wish_id=wish.id if wish else None,
-                         alias=wish.beneficiary.alias if wish else None, item=item.purpose,
+                         town=entries.town_of_wish(wish), item=item.purpose,
                          value_fen=item.amount_fen, at=item.decided_at or utcnow(),
                          donor=FUND_NAME)
 

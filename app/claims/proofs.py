@@ -16,7 +16,9 @@ from app.auth.models import User
 from app.beneficiaries.models import Beneficiary
 from app.claims import notices
 from app.claims.models import Claim, Proof
-from app.claims.service import get_claim_for, lock_claim_for, mark_delivered
+from app.claims.service import (
+    check_text_for_donor, get_claim_for, lock_claim_for, mark_delivered,
+)
 from app.errors import AppError
 from app.extensions import db
 from app.media import images
@@ -40,6 +42,7 @@ def submit_proof(donor: User, claim_id: str, photo: bytes, note: str | None) -> 
         raise AppError("not_found", 404, "未找到该认领")
     if claim.status == "expired":
         raise AppError("claim_expired", 409, "认领已超时，不能再提交送达凭证")
+    check_text_for_donor(claim, {"note": note}, what="凭证备注")
     images.ensure_upload_size(len(photo), settings()["MAX_UPLOAD_BYTES"])
     fmt = images.sniff_format(photo[:16])
     images.inspect(photo, settings()["MAX_IMAGE_PIXELS"])  # before any lock is held
