@@ -19,13 +19,12 @@ from app.auth.models import MODERATOR, User
 from app.auth.policy import in_scope
 from app.claims import notices
 from app.claims.lifecycle import move
-from app.claims.models import Claim, ClaimTransition
+from app.claims.models import Claim
 from app.errors import AppError
 from app.extensions import db
 from app.pagination import Page, keyset_page
 from app.queue import schedule_after_commit
 from app.types import utcnow
-from app.wishes.lifecycle import transition as wish_transition
 from app.wishes.models import Wish
 
 log = logging.getLogger(__name__)
@@ -85,18 +84,12 @@ def claim_wish(donor: User, wish_id: str, record=None, *, anonymous: bool = True
         raise AppError("wish_not_open", 409, "这个心愿当前不可认领")
     _check_donor_may_claim(donor, now)
     due = now + timedelta(seconds=_cfg("CLAIM_SLA_SECONDS"))
-    claim = Claim(wish=wish, donor_id=donor.id, status="active", claimed_at=now, due_at=due,
-                  anonymous=anonymous)
-    db.session.add(claim)
-    wish_transition(wish, "claim", donor.id)
-    wish.due_at = due
+    claim = Claim(wish=wish, donor_id=donor.id, claimed_at=now, due_at=due, anonymous=anonymous)
     try:
-        db.session.flush()
+        move(claim, "claim", donor.id, at=now)  # creates the claim (a flush) and claims the wish
     except IntegrityError:  # the partial unique index: another claim got there first
         db.session.rollback()
         raise AppError("wish_already_claimed", 409, "这个心愿刚刚已被其他爱心人士认领") from None
-    db.session.add(ClaimTransition(claim_id=claim.id, from_status=None, to_status="active",
-                                   action="claim", actor_id=donor.id, at=now))
     idempotency.attach(record, "claim", claim.id)
     notices.claimed(claim)
     _schedule(claim)

@@ -9,7 +9,7 @@ app.fund.payments.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
@@ -20,7 +20,8 @@ from app.auth.models import MODERATOR, User
 from app.errors import AppError
 from app.extensions import db
 from app.fund.errors import fund_error
-from app.fund.models import Donation, DonationTransition
+from app.fund.lifecycle import DONATION
+from app.fund.models import Donation
 from app.ledger.entries import donor_display
 from app.pagination import Page, keyset_page
 from app.types import new_id, utcnow
@@ -34,13 +35,6 @@ ORDER_DESCRIPTION = "505公益基金-爱心捐款"
 
 def _not_found() -> AppError:
     return AppError("not_found", 404, "未找到该捐款")
-
-
-def audit(donation: Donation, source: str | None, action: str, actor_id: str | None,
-          reason: str | None = None, at: datetime | None = None) -> None:
-    db.session.add(DonationTransition(donation_id=donation.id, from_status=source,
-                                      to_status=donation.status, action=action,
-                                      actor_id=actor_id, reason=reason, at=at or utcnow()))
 
 
 def _check_amount(amount: int) -> None:
@@ -88,11 +82,9 @@ def open_donation(donor: User, data: dict[str, Any], record=None) -> Donation:
         wish_id=wish.id if wish else None, amount_fen=amount,
         anonymous=data.get("anonymous", True), receipt_requested=data.get("receipt_requested",
                                                                           False),
-        status="pending_payment", created_at=now,
+        created_at=now,
         expires_at=now + timedelta(seconds=current_app.config["DONATION_ORDER_TTL_SECONDS"]))
-    db.session.add(donation)
-    db.session.flush()
-    audit(donation, None, "create", donor.id, at=now)
+    DONATION.move(donation, "create", donor.id, at=now)  # creates it: pending payment
     idempotency.attach(record, "donation", donation.id)
     db.session.commit()
     log.info("donation %s of %d fen opened by %s", donation.id, amount, donor.id)

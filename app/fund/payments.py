@@ -20,8 +20,9 @@ from sqlalchemy import select
 from app import wechatpay
 from app.extensions import db
 from app.fund import books
-from app.fund.donations import FUND_NAME, audit, display_for
+from app.fund.donations import FUND_NAME, display_for
 from app.fund.errors import fund_error
+from app.fund.lifecycle import DONATION
 from app.fund.models import Donation
 from app.ledger import entries, log as ledger
 from app.notifications.service import notify_donor
@@ -118,13 +119,11 @@ def settle(tx: Mapping[str, Any], *, via: str) -> Donation:
         db.session.rollback()  # a repeat delivery: acknowledged, nothing changes
         log.info("donation %s: repeated payment notice via %s acknowledged", donation.id, via)
         return donation
-    source = donation.status
-    if source == "closed":  # the money arrived after all: it counts
+    if donation.status == "closed":  # the money arrived after all: it counts
         log.warning("donation %s was closed but WeChat Pay reports it paid; settling", donation.id)
-    donation.status = "paid"
+    DONATION.move(donation, "pay", None, reason=f"via {via}")
     donation.transaction_id = tx["transaction_id"]
     donation.paid_at = _paid_at(tx)
-    audit(donation, source, "pay", None, reason=f"via {via}")
     books.record_donation(donation.id, donation.amount_fen)
     donation.ledger_index = ledger.append("money_donation", ledger_entry(donation), "donation",
                                           donation.id)
@@ -143,9 +142,7 @@ def close_donation(donation_id: str, reason: str) -> bool:
     if donation is None or donation.status != "pending_payment":
         db.session.rollback()
         return False
-    donation.status = "closed"
-    donation.closed_at = utcnow()
-    audit(donation, "pending_payment", "close", None, reason=reason)
+    donation.closed_at = DONATION.move(donation, "close", None, reason=reason).at
     db.session.commit()
     log.info("donation %s closed (%s)", donation.id, reason)
     return True

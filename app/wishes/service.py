@@ -13,10 +13,11 @@ from app.beneficiaries.models import LEVEL_RANK, Beneficiary, CATEGORIES, catego
 from app.beneficiaries.service import get_beneficiary_for, identity_of
 from app.errors import AppError
 from app.extensions import db
+from app.lifecycle import Transition, history
 from app.pagination import Page, keyset_page
 from app.regions import validate_region_code
-from app.wishes.lifecycle import transition
-from app.wishes.models import Wish, WishTransition
+from app.wishes.lifecycle import WISH, transition
+from app.wishes.models import Wish
 from app.wishes.pii_scan import find_pii
 from app.wishes.public import PublicCard, read_public_card
 
@@ -81,12 +82,9 @@ def create_wish(user: User, data: dict[str, Any]) -> Wish:
     if ben.consent_withdrawn_at is not None:
         raise AppError("consent_missing", 422, "该受助人已撤回同意，不能发布心愿")
     wish = Wish(beneficiary=ben, author_id=user.id, region_code=ben.region_code,
-                status="draft", **{f: data.get(f) for f in EDITABLE_FIELDS})
+                **{f: data.get(f) for f in EDITABLE_FIELDS})
     _copy_assessment(wish, ben)
-    db.session.add(wish)
-    db.session.flush()
-    db.session.add(WishTransition(wish_id=wish.id, from_status=None, to_status="draft",
-                                  action="create", actor_id=user.id))
+    transition(wish, "create", user.id)  # creation is a move from no status to draft
     db.session.commit()
     log.info("wish %s drafted by %s", wish.id, user.id)
     return wish
@@ -185,11 +183,9 @@ def hide_wishes_of_beneficiary(ben: Beneficiary, actor: User) -> None:
         wish.hidden = True  # the feed shows only open wishes: transition() rang its bell
 
 
-def transitions_of(user: User, wish_id: str) -> list[WishTransition]:
+def transitions_of(user: User, wish_id: str) -> list[Transition]:
     wish = get_wish_for_staff(user, wish_id)
-    return list(db.session.execute(
-        select(WishTransition).where(WishTransition.wish_id == wish.id)
-        .order_by(WishTransition.id)).scalars())
+    return history(WISH.name, wish.id)
 
 
 def review_queue(*, limit: int, cursor: str | None) -> Page:
