@@ -7,7 +7,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
-from app.errors import AppError
+from app.errors import DomainError
 
 staff_cli = AppGroup("staff", help="Manage staff accounts.")
 demo_cli = AppGroup("demo", help="Demo data for trying the service.")
@@ -24,7 +24,7 @@ def pii_reencrypt_command():
     click.echo(f"re-encrypted {reencrypt_identities()} identity fields under the current key")
 
 
-def _fail(exc: AppError) -> None:
+def _fail(exc: DomainError) -> None:
     click.echo(f"error: {exc.detail}", err=True)
     if exc.errors:
         for field, messages in exc.errors.items():
@@ -46,7 +46,7 @@ def create_staff_command(username, role, regions, display_name, password_stdin):
     password = sys.stdin.readline().rstrip("\r\n")
     try:
         user = create_staff(username, role, password, regions, display_name)
-    except AppError as exc:
+    except DomainError as exc:
         _fail(exc)
     click.echo(f"created {user.role} {user.username} ({user.id})"
                + (f" regions {','.join(user.region_codes)}" if user.region_codes else ""))
@@ -77,7 +77,7 @@ def seed_command():
 
     try:
         summary = seed()
-    except AppError as exc:
+    except DomainError as exc:
         _fail(exc)
     for line in summary:
         click.echo(line)

@@ -25,7 +25,7 @@ from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, UniqueCon
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.errors import AppError
+from app.errors import BadRequest, Conflict, Invalid, ValidationFailed
 from app.extensions import db
 from app.types import UTCDateTime, utcnow
 
@@ -71,12 +71,12 @@ def fingerprint(method: str, path: str, parts: list[bytes]) -> str:
 
 def validate_key(key: str | None) -> str:
     if key is None or not key.strip():
-        raise AppError("idempotency_key_required", 400,
-                       "此操作需要 Idempotency-Key 请求头，以便网络重试时不会重复执行")
+        raise BadRequest("idempotency_key_required",
+                         "此操作需要 Idempotency-Key 请求头，以便网络重试时不会重复执行")
     key = key.strip()
     if len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise AppError("validation_error", 422, "Idempotency-Key 过长或含有不可见字符",
-                       errors={"Idempotency-Key": ["格式不正确"]})
+        raise ValidationFailed(detail="Idempotency-Key 过长或含有不可见字符",
+                               errors={"Idempotency-Key": ["格式不正确"]})
     return key
 
 
@@ -100,8 +100,8 @@ def begin(user_id: str, key: str, fp: str) -> IdempotencyRecord | Replay:
         return begin(user_id, key, fp)
     if existing.fingerprint != fp:
         db.session.rollback()
-        raise AppError("idempotency_key_reused", 422,
-                       "该 Idempotency-Key 已用于另一个不同的请求，请换一个新的")
+        raise Invalid("idempotency_key_reused",
+                      "该 Idempotency-Key 已用于另一个不同的请求，请换一个新的")
     if existing.state == "done":
         replay = Replay(existing.response_status, existing.response_headers or {},
                         existing.response_body or b"")
@@ -114,8 +114,8 @@ def begin(user_id: str, key: str, fp: str) -> IdempotencyRecord | Replay:
         db.session.commit()
         return existing
     db.session.rollback()
-    raise AppError("idempotency_key_in_use", 409, "相同 Idempotency-Key 的请求正在处理中，请稍后重试",
-                   headers={"Retry-After": "1"})
+    raise Conflict("idempotency_key_in_use", "相同 Idempotency-Key 的请求正在处理中，请稍后重试",
+                   retry_after=1)
 
 
 def attach(record: IdempotencyRecord | None, resource_type: str, resource_id: str) -> None:

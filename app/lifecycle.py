@@ -18,7 +18,7 @@ from typing import Any, Generic, Mapping, TypeVar
 from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from app.errors import AppError
+from app.errors import InvalidTransition
 from app.extensions import db
 from app.types import ID_LENGTH, UTCDateTime, utcnow
 
@@ -94,12 +94,11 @@ class Lifecycle(Generic[S]):
     def allowed_actions(self, status: str | None) -> list[str]:
         return [action for (source, action) in self.moves if source == status]
 
-    def refuse(self, status: str | None, action: str) -> AppError:
+    def refuse(self, status: str | None, action: str) -> InvalidTransition:
         """The `invalid_transition` error for a move the table does not have."""
         label = self.labels.get(action, action)
-        return AppError("invalid_transition", 409,
-                        self.refusal.format(status=status, label=label),
-                        extra={"current_status": status, "action": action})
+        return InvalidTransition(self.refusal.format(status=status, label=label),
+                                 current_status=status, action=action)
 
     def step(self, status: str | None, action: str) -> S:
         """The pure rule: the status after `action`, or `invalid_transition` (nothing changes)."""

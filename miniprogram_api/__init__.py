@@ -3,11 +3,11 @@ import http
 
 from flask_smorest import Api
 
-from app.errors import PROBLEM_MIMETYPE
 from miniprogram_api import (
     auth, beneficiaries, claims, disbursements, donations, ledger, ledger_tiles, moderation,
     notifications, ops, proofs, staff, stats, wishes,
 )
+from miniprogram_api.problems import PROBLEM_MIMETYPE
 from miniprogram_api.schemas import ProblemSchema
 
 PREFIX = "/api/v1"
@@ -22,7 +22,7 @@ def register(api: Api) -> None:
 
 
 def _document_errors_as_problems(api: Api) -> None:
-    """flask-smorest documents its own error shape; ours is problem+json (app.errors). The shared
+    """flask-smorest documents its own error shape; ours is problem+json (miniprogram_api.problems). The shared
     error responses are registered lazily, so registering them again here replaces them."""
     api.spec.components.schemas.pop("Error", None)  # flask-smorest's shape, which we never send
     statuses = [(s.name, s.phrase) for s in http.HTTPStatus if s >= 400]

@@ -9,8 +9,9 @@ from flask import Response, current_app, g, make_response, request
 
 from app import idempotency
 from app.auth.policy import require_user
-from app.errors import AppError, problem
+from app.errors import DomainError
 from app.extensions import db
+from miniprogram_api.problems import render
 
 REPLAY_HEADER = "Idempotent-Replayed"
 _KEPT_HEADERS = ("Content-Type", "Location")
@@ -54,10 +55,9 @@ def idempotent(render_resource: Callable[[str], Response]) -> Callable:
                 else:
                     g.idempotency_record = record
                     response = make_response(view(*args, **kwargs))
-            except AppError as exc:
+            except DomainError as exc:
                 db.session.rollback()  # nothing half-done may ride along with the record
-                response = problem(exc.status, exc.code, exc.detail, title=exc.title,
-                                   errors=exc.errors, headers=exc.headers, extra=exc.extra)
+                response = render(exc)
             except BaseException:
                 idempotency.abandon(record)
                 raise

@@ -8,7 +8,7 @@ import logging
 import redis
 from flask import current_app
 
-from app.errors import AppError
+from app.errors import TooManyAttempts, Unavailable
 from app.redis_conn import get_redis
 
 log = logging.getLogger(__name__)
@@ -29,12 +29,12 @@ def check_not_locked(username: str, address: str) -> None:
         values = pipe.execute()
     except redis.RedisError:
         log.warning("login throttle unavailable: redis unreachable")
-        raise AppError("service_unavailable", 503, "登录服务暂时不可用，请稍后再试") from None
+        raise Unavailable("service_unavailable", "登录服务暂时不可用，请稍后再试") from None
     for count, ttl in zip(values[::2], values[1::2]):
         if count is not None and int(count) >= limit:
             retry = max(int(ttl), 1)
-            raise AppError("too_many_attempts", 429, f"登录失败次数过多，请 {retry} 秒后再试",
-                           headers={"Retry-After": str(retry)})
+            raise TooManyAttempts("too_many_attempts", f"登录失败次数过多，请 {retry} 秒后再试",
+                                  retry_after=retry)
 
 
 def record_failure(username: str, address: str) -> None:

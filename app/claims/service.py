@@ -20,7 +20,7 @@ from app.auth.policy import in_scope
 from app.claims import notices
 from app.claims.lifecycle import move
 from app.claims.models import Claim
-from app.errors import AppError
+from app.errors import Conflict, DomainError, Forbidden, NotFound
 from app.extensions import db
 from app.pagination import Page, keyset_page
 from app.queue import schedule_after_commit
@@ -42,8 +42,8 @@ def _cfg(name: str):
     return current_app.config[name]
 
 
-def _not_found() -> AppError:
-    return AppError("not_found", 404, "未找到该认领")
+def _not_found() -> DomainError:
+    return NotFound("未找到该认领")
 
 
 def _check_donor_may_claim(donor: User, now: datetime) -> None:
@@ -51,7 +51,7 @@ def _check_donor_may_claim(donor: User, now: datetime) -> None:
         select(func.count()).select_from(Claim)
         .where(Claim.donor_id == donor.id, Claim.status == "active")).scalar_one()
     if active >= _cfg("CLAIM_ACTIVE_LIMIT"):
-        raise AppError("claim_limit_reached", 409,
+        raise Conflict("claim_limit_reached",
                        f"您已有 {active} 个进行中的认领，请先完成后再认领新的心愿")
     window_start = now - timedelta(seconds=_cfg("CLAIM_STRIKE_WINDOW_SECONDS"))
     expiries = list(db.session.execute(
@@ -62,10 +62,10 @@ def _check_donor_may_claim(donor: User, now: datetime) -> None:
         until = expiries[0] + timedelta(seconds=_cfg("CLAIM_COOLDOWN_SECONDS"))
         if now < until:
             retry = int((until - now).total_seconds()) + 1
-            raise AppError("donor_cooldown", 403,
-                           "您近期有多次认领超时未完成，暂时不能认领，请稍后再来",
-                           headers={"Retry-After": str(retry)},
-                           extra={"cooldown_until": until.isoformat().replace("+00:00", "Z")})
+            raise Forbidden("donor_cooldown",
+                            "您近期有多次认领超时未完成，暂时不能认领，请稍后再来",
+                            retry_after=retry,
+                            extra={"cooldown_until": until.isoformat().replace("+00:00", "Z")})
 
 
 def claim_wish(donor: User, wish_id: str, record=None, *, anonymous: bool = True) -> Claim:
@@ -77,11 +77,11 @@ def claim_wish(donor: User, wish_id: str, record=None, *, anonymous: bool = True
     wish = db.session.execute(
         select(Wish).where(Wish.id == wish_id).with_for_update(of=Wish)).scalar_one_or_none()
     if wish is None or not wish.is_public:
-        raise AppError("not_found", 404, "未找到该心愿")
+        raise NotFound("未找到该心愿")
     if wish.status in ("claimed", "delivered"):
-        raise AppError("wish_already_claimed", 409, "这个心愿刚刚已被其他爱心人士认领")
+        raise Conflict("wish_already_claimed", "这个心愿刚刚已被其他爱心人士认领")
     if wish.status != "open":
-        raise AppError("wish_not_open", 409, "这个心愿当前不可认领")
+        raise Conflict("wish_not_open", "这个心愿当前不可认领")
     _check_donor_may_claim(donor, now)
     due = now + timedelta(seconds=_cfg("CLAIM_SLA_SECONDS"))
     claim = Claim(wish=wish, donor_id=donor.id, claimed_at=now, due_at=due, anonymous=anonymous)
@@ -89,7 +89,7 @@ def claim_wish(donor: User, wish_id: str, record=None, *, anonymous: bool = True
         move(claim, "claim", donor.id, at=now)  # creates the claim (a flush) and claims the wish
     except IntegrityError:  # the partial unique index: another claim got there first
         db.session.rollback()
-        raise AppError("wish_already_claimed", 409, "这个心愿刚刚已被其他爱心人士认领") from None
+        raise Conflict("wish_already_claimed", "这个心愿刚刚已被其他爱心人士认领") from None
     idempotency.attach(record, "claim", claim.id)
     notices.claimed(claim)
     _schedule(claim)
@@ -97,7 +97,7 @@ def claim_wish(donor: User, wish_id: str, record=None, *, anonymous: bool = True
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise AppError("wish_already_claimed", 409, "这个心愿刚刚已被其他爱心人士认领") from None
+        raise Conflict("wish_already_claimed", "这个心愿刚刚已被其他爱心人士认领") from None
     log.info("wish %s claimed by %s (claim %s, due %s)", wish.id, donor.id, claim.id, due)
     return claim
 
@@ -144,7 +144,7 @@ def list_claims_of(donor: User, *, limit: int, cursor: str | None) -> Page:
 def release_claim(donor: User, claim_id: str) -> Claim:
     claim = lock_claim_for(donor, claim_id)
     if claim.donor_id != donor.id:
-        raise AppError("forbidden", 403, "只有认领人可以放弃认领")
+        raise Forbidden("forbidden", "只有认领人可以放弃认领")
     move(claim, "release", donor.id)
     db.session.commit()
     log.info("claim %s released by its donor", claim.id)
@@ -153,7 +153,7 @@ def release_claim(donor: User, claim_id: str) -> Claim:
 
 def _check_caseworker(user: User, claim: Claim) -> None:
     if user.role != "caseworker" or not in_scope(user, claim.wish.region_code):
-        raise AppError("forbidden", 403, "只有负责该区划的协理员可以确认或提出异议")
+        raise Forbidden("forbidden", "只有负责该区划的协理员可以确认或提出异议")
 
 
 def confirm_claim(user: User, claim_id: str) -> Claim:
@@ -187,7 +187,7 @@ def dispute_claim(user: User, claim_id: str, reason: str) -> Claim:
 def mark_delivered(claim: Claim, actor_id: str) -> None:
     """The donor proved delivery: the clock stops. The caller holds the claim lock and commits."""
     if claim.status == "expired" or (claim.status == "active" and claim.due_at <= utcnow()):
-        raise AppError("claim_expired", 409, "认领已超过截止时间，不能再提交送达凭证")
+        raise Conflict("claim_expired", "认领已超过截止时间，不能再提交送达凭证")
     move(claim, "deliver", actor_id)
 
 

@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import select
 
 from app.auth.models import MODERATOR, User
-from app.errors import AppError
+from app.errors import DomainError, Forbidden, Invalid, NotFound, ValidationFailed
 from app.extensions import db
 from app.fund import books
-from app.fund.errors import fund_error, insufficient
+from app.fund.errors import insufficient
 from app.fund.lifecycle import DISBURSEMENT
 from app.fund.models import Disbursement
 from app.ledger import entries, log as ledger
@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 FUND_NAME = "505公益基金"
 
 
-def _not_found() -> AppError:
-    return AppError("not_found", 404, "未找到该拨付申请")
+def _not_found() -> DomainError:
+    return NotFound("未找到该拨付申请")
 
 
 def _move(item: Disbursement, action: str, actor_id: str, reason: str | None = None) -> None:
@@ -45,8 +45,8 @@ def _check_wish(wish_id: str | None) -> Wish | None:
         return None
     wish = db.session.get(Wish, wish_id)
     if wish is None or wish.status in ("draft", "pending_review", "rejected"):
-        raise AppError("validation_error", 422, "关联的心愿不存在或尚未发布",
-                       errors={"wish_id": ["未找到该心愿"]})
+        raise ValidationFailed(detail="关联的心愿不存在或尚未发布",
+                               errors={"wish_id": ["未找到该心愿"]})
     return wish
 
 
@@ -54,8 +54,8 @@ def _check_public_text(purpose: str) -> None:
     """The purpose is published in the open ledger: no phone, ID or card numbers in it."""
     found = find_pii(purpose)
     if found:
-        raise AppError("pii_in_text", 422, "拨付用途会公开显示在账本中，请删去其中的个人信息",
-                       errors={"purpose": [f"包含{f['kind']}：{f['text']}" for f in found]})
+        raise Invalid("pii_in_text", "拨付用途会公开显示在账本中，请删去其中的个人信息",
+                      errors={"purpose": [f"包含{f['kind']}：{f['text']}" for f in found]})
 
 
 def request_disbursement(moderator: User, data: dict[str, Any]) -> Disbursement:
@@ -104,8 +104,8 @@ def approve_disbursement(moderator: User, disbursement_id: str) -> Disbursement:
     item = get_disbursement(disbursement_id, lock=True)
     if item.requested_by == moderator.id:
         db.session.rollback()
-        raise fund_error("second_approver_required", 403,
-                         "拨付须由申请人以外的另一位审核员批准")
+        raise Forbidden("second_approver_required",
+                        "拨付须由申请人以外的另一位审核员批准")
     DISBURSEMENT.step(item.status, "approve")  # invalid_transition before the fund is locked
     books.take_out(item.amount_fen)  # locks the fund; 409 if it no longer holds the amount
     _move(item, "approve", moderator.id)

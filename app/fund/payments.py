@@ -18,10 +18,10 @@ from flask import current_app
 from sqlalchemy import select
 
 from app import wechatpay
+from app.errors import BadRequest
 from app.extensions import db
 from app.fund import books
 from app.fund.donations import FUND_NAME, display_for
-from app.fund.errors import fund_error
 from app.fund.lifecycle import DONATION
 from app.fund.models import Donation
 from app.ledger import entries, log as ledger
@@ -34,7 +34,7 @@ SUCCESS_EVENT = "TRANSACTION.SUCCESS"
 
 
 def handle_notification(headers: Mapping[str, str], body: bytes) -> Donation | None:
-    """POST /payments/wechatpay/notify: verify, decrypt, settle. Raises AppError to refuse."""
+    """POST /payments/wechatpay/notify: verify, decrypt, settle. Raises a DomainError to refuse."""
     parsed = wechatpay.parse_notification(headers, body)
     event_type = parsed["event"].get("event_type")
     if event_type != SUCCESS_EVENT:
@@ -48,7 +48,7 @@ def _mismatch(donation_id: str | None, out_trade_no: Any, via: str, problems: li
     db.session.rollback()
     log.warning("payment mismatch via %s for order %s (donation %s): %s; nothing written",
                 via, str(out_trade_no)[:64], donation_id, ", ".join(problems))
-    return fund_error("payment_mismatch", 400, "支付结果与订单不符，未做任何处理",
+    return BadRequest("payment_mismatch", "支付结果与订单不符，未做任何处理",
                       extra={"problems": problems})
 
 

@@ -11,7 +11,9 @@ from app.auth.models import CASEWORKER, User
 from app.auth.policy import in_scope, scope_prefixes
 from app.beneficiaries.models import LEVEL_RANK, Beneficiary, CATEGORIES, category_mask
 from app.beneficiaries.service import get_beneficiary_for, identity_of
-from app.errors import AppError
+from app.errors import (
+    DomainError, Forbidden, Invalid, InvalidTransition, NotFound, ValidationFailed,
+)
 from app.extensions import db
 from app.lifecycle import Transition, history
 from app.pagination import Page, keyset_page
@@ -27,8 +29,8 @@ EDITABLE_STATES = ("draft", "rejected")
 EDITABLE_FIELDS = ("title", "story", "kind", "item", "estimated_value_fen")
 
 
-def _not_found() -> AppError:
-    return AppError("not_found", 404, "未找到该心愿")
+def _not_found() -> DomainError:
+    return NotFound("未找到该心愿")
 
 
 def _lock(wish_id: str) -> Wish | None:
@@ -70,17 +72,17 @@ def get_wish_for_staff(user: User, wish_id: str, *, lock: bool = False) -> Wish:
 
 def _check_author(user: User, wish: Wish) -> None:
     if wish.author_id != user.id:
-        raise AppError("forbidden", 403, "只有发布该心愿的协理员可以修改或提交")
+        raise Forbidden("forbidden", "只有发布该心愿的协理员可以修改或提交")
 
 
 def create_wish(user: User, data: dict[str, Any]) -> Wish:
     try:
         ben = get_beneficiary_for(user, data["beneficiary_id"])
-    except AppError:
-        raise AppError("validation_error", 422, "受助人不存在或不在您的负责范围内",
-                       errors={"beneficiary_id": ["受助人不存在"]}) from None
+    except DomainError:
+        raise ValidationFailed(detail="受助人不存在或不在您的负责范围内",
+                               errors={"beneficiary_id": ["受助人不存在"]}) from None
     if ben.consent_withdrawn_at is not None:
-        raise AppError("consent_missing", 422, "该受助人已撤回同意，不能发布心愿")
+        raise Invalid("consent_missing", "该受助人已撤回同意，不能发布心愿")
     wish = Wish(beneficiary=ben, author_id=user.id, region_code=ben.region_code,
                 **{f: data.get(f) for f in EDITABLE_FIELDS})
     _copy_assessment(wish, ben)
@@ -100,8 +102,8 @@ def update_wish(user: User, wish_id: str, changes: dict[str, Any]) -> Wish:
     wish = get_wish_for_staff(user, wish_id, lock=True)
     _check_author(user, wish)
     if wish.status not in EDITABLE_STATES:
-        raise AppError("invalid_transition", 409, "只有草稿或被驳回的心愿可以修改",
-                       extra={"current_status": wish.status, "action": "edit"})
+        raise InvalidTransition("只有草稿或被驳回的心愿可以修改", current_status=wish.status,
+                                action="edit")
     for field in EDITABLE_FIELDS:
         if field in changes:
             setattr(wish, field, changes[field])
@@ -114,7 +116,7 @@ def submit_wish(user: User, wish_id: str) -> Wish:
     _check_author(user, wish)
     ben = wish.beneficiary
     if not ben.has_consent("publication"):
-        raise AppError("consent_missing", 422, "受助人尚未同意公开发布（publication），不能提交")
+        raise Invalid("consent_missing", "受助人尚未同意公开发布（publication），不能提交")
     real_name = identity_of(ben)["real_name"]
     findings = {}
     for field in ("title", "story", "item"):
@@ -123,9 +125,9 @@ def submit_wish(user: User, wish_id: str) -> Wish:
             findings[field] = hits
     if findings:
         kinds = sorted({hit["kind"] for hits in findings.values() for hit in hits})
-        raise AppError("pii_in_text", 422,
-                       "心愿内容含有个人敏感信息（" + "、".join(_PII_LABELS[k] for k in kinds)
-                       + "），请删除后再提交", errors=findings)
+        raise Invalid("pii_in_text",
+                      "心愿内容含有个人敏感信息（" + "、".join(_PII_LABELS[k] for k in kinds)
+                      + "），请删除后再提交", errors=findings)
     _copy_assessment(wish, ben)
     transition(wish, "submit", user.id)
     db.session.commit()
@@ -139,7 +141,7 @@ _PII_LABELS = {"phone": "电话号码", "id_number": "身份证号", "bank_card"
 def approve_wish(user: User, wish_id: str) -> Wish:
     wish = get_wish_for_staff(user, wish_id, lock=True)
     if wish.author_id == user.id:
-        raise AppError("self_approval", 403, "不能审核自己提交的心愿")
+        raise Forbidden("self_approval", "不能审核自己提交的心愿")
     transition(wish, "approve", user.id)
     wish.approved_by = user.id
     wish.reject_reason = None
@@ -151,7 +153,7 @@ def approve_wish(user: User, wish_id: str) -> Wish:
 def reject_wish(user: User, wish_id: str, reason: str) -> Wish:
     wish = get_wish_for_staff(user, wish_id, lock=True)
     if wish.author_id == user.id:
-        raise AppError("self_approval", 403, "不能审核自己提交的心愿")
+        raise Forbidden("self_approval", "不能审核自己提交的心愿")
     transition(wish, "reject", user.id, reason)
     wish.reject_reason = reason
     db.session.commit()
