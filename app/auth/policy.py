@@ -15,8 +15,9 @@ from flask_smorest import Blueprint
 
 from app.auth.models import ADMIN, MODERATOR, ROLES, User
 from app.auth.tokens import _invalid, decode_access_token
-from app.errors import AppError
+from app.errors import Forbidden, Unauthenticated
 from app.extensions import db
+from app.regions import covers
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,7 @@ def require_user() -> User:
 
 def in_scope(user: User | None, region_code: str | None) -> bool:
     """Moderators and admins see every region; a caseworker sees their region prefixes."""
-    if user is None or region_code is None:
-        return False
-    if user.role in (MODERATOR, ADMIN):
-        return True
-    if user.role == "caseworker":
-        return any(region_code.startswith(prefix) for prefix in user.region_codes)
-    return False
+    return user is not None and covers(scope_prefixes(user), region_code)
 
 
 def scope_prefixes(user: User) -> Iterable[str] | None:
@@ -102,12 +97,11 @@ def check_access(app: Flask) -> None:
     access = access_of(app, endpoint)
     if access is None:
         log.error("route %s has no access policy; refusing", endpoint)
-        raise AppError("forbidden", 403, "该接口未声明访问权限")
+        raise Forbidden("forbidden", "该接口未声明访问权限")
     g.user = _user_from_header()
     if PUBLIC in access:
         return
     if g.user is None:
-        raise AppError("invalid_token", 401, "请先登录",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthenticated("invalid_token", "请先登录")
     if g.user.role not in access:
-        raise AppError("forbidden", 403)
+        raise Forbidden("forbidden")

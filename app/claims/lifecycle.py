@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from app.lifecycle import Lifecycle, Moved
-from app.wishes.lifecycle import WISH
+from app.wishes.lifecycle import WISH, WishStatus
 from app.wishes.lifecycle import transition as wish_transition
 
 if TYPE_CHECKING:
@@ -49,14 +49,17 @@ IN_STEP: dict[str, str] = {"claim": "claim", "release": "release", "expire": "ex
 ENDING = {C.RELEASED, C.EXPIRED, C.CONFIRMED}
 
 
-def check(claim_status: str | None, wish_status: str, action: str) -> tuple[ClaimStatus, str]:
-    """The pure rule of a move in step: the claim's status after `action` and the wish action
-    that goes with it, or `invalid_transition` if either lifecycle refuses (nothing changes)."""
+def plan(claim_status: str | None, wish_status: str,
+         action: str) -> tuple[ClaimStatus, str, WishStatus]:
+    """The pure rule of a move in step: the claim's status after `action`, the wish action that
+    goes with it and the wish's status after that, or `invalid_transition` if either lifecycle
+    refuses (then nothing changes)."""
     target = CLAIM.target(claim_status, action)
     wish_action = IN_STEP.get(action)
-    if target is None or wish_action is None or not WISH.allows(wish_status, wish_action):
+    wish_target = WISH.target(wish_status, wish_action) if wish_action else None
+    if target is None or wish_target is None:
         raise CLAIM.refuse(claim_status, action)
-    return target, wish_action
+    return target, wish_action, wish_target
 
 
 def move(claim: Claim, action: str, actor_id: str | None, reason: str | None = None, *,
@@ -64,7 +67,7 @@ def move(claim: Claim, action: str, actor_id: str | None, reason: str | None = N
     """Move a claim and its wish together; 409 `invalid_transition` and no change otherwise.
     A new claim (no status yet, its wish set) is created by the `claim` move."""
     wish = claim.wish
-    _, wish_action = check(claim.status, wish.status, action)
+    _, wish_action, _ = plan(claim.status, wish.status, action)  # both checked, nothing changed
     wish_transition(wish, wish_action, actor_id, reason)
     moved = CLAIM.move(claim, action, actor_id, reason, at=at)
     apply_effects(claim, wish, moved)

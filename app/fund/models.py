@@ -16,14 +16,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.fund.lifecycle import DisbursementStatus, DonationStatus
+from app.fund.rules import (  # noqa: F401 - the chart of accounts, re-exported for readers
+    ACCOUNTS, DISBURSEMENTS_PAID, DONATIONS_RECEIVED, FUND_CASH,
+)
 from app.types import ID_LENGTH, UTCDateTime, new_id, utcnow
 from app.wishes.models import Wish
 
-# The chart of accounts, fixed. Debit-normal: cash and disbursements; credit-normal: donations.
-FUND_CASH = "fund_cash"                      # money the fund holds (资金余额)
-DONATIONS_RECEIVED = "donations_received"    # money given to the fund (捐款收入)
-DISBURSEMENTS_PAID = "disbursements_paid"    # money paid out by the fund (拨付支出)
-ACCOUNTS = (FUND_CASH, DONATIONS_RECEIVED, DISBURSEMENTS_PAID)
 
 DONATION_STATUSES = tuple(status.value for status in DonationStatus)
 DISBURSEMENT_STATUSES = tuple(status.value for status in DisbursementStatus)
