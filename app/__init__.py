@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from flask import Flask, g, request
 from flask.sessions import SessionInterface
 
-from app.config import finalize, load_config
+from app.config import ConfigError, finalize, load_config
 
 API_TITLE = "微心愿 API"
 API_VERSION = "1.0.0"
@@ -18,14 +18,22 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. Settings come from the environment, then `config` overrides them."""
     app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None,
                 instance_relative_config=False)
-    settings = load_config()
-    settings.update(config or {})
-    app.config.update(finalize(settings, app.instance_path))
+    try:
+        settings = load_config()
+        settings.update(config or {})
+        app.config.update(finalize(settings, app.instance_path))
+    except ConfigError as error:
+        if not _flask_cli_is_looking_up_a_command():
+            raise
+        from app.cli import settings_free_app
+        return settings_free_app(error)
     os.makedirs(app.instance_path, exist_ok=True)
     _configure_logging(app)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.session_interface = _NoCookieSession()
+    from app import serving
+    app.request_class = serving.Request  # a chunked body over the limit is a 413, not cut off
     if app.config["TRUSTED_PROXY_COUNT"]:
         # request.remote_addr (rate limits, login throttle) from the trusted hops only
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -39,7 +47,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Served by this app (public_site's swagger_ui.html loads its own hashed copies of the
+        # swagger-ui-bundle package's files); flask-smorest only needs the setting to be set.
+        OPENAPI_SWAGGER_UI_URL="/assets/",
         API_SPEC_OPTIONS={
             "info": {"description": "泉港微心愿平台后端接口。错误均为 application/problem+json，"
                                     "客户端按 `code` 分支。任何字符串（请求体、查询参数、表单字段、"
@@ -65,6 +75,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["redis"] = redis_conn.connect(redis_url)
 
     _import_models()
+    import public_site
+    public_site.register(app)  # before Api(app): its swagger_ui.html replaces flask-smorest's
     api = Api(app)
     import miniprogram_api
     with app.app_context():  # the document shows this app's settings (e.g. DONATION_MAX_FEN)
@@ -92,7 +104,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         if request.headers.get("Authorization") or "Cache-Control" not in response.headers:
             response.headers["Cache-Control"] = "no-store"
         response.vary.add("Authorization")
-        return response
+        return serving.finish(request, response)  # under gunicorn: close what must not stay open
 
     from app import ratelimit
     ratelimit.init_app(app)  # after every route is registered: it wraps the limited views
@@ -100,6 +112,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.cli import register_cli
     register_cli(app)
     return app
+
+
+def _flask_cli_is_looking_up_a_command() -> bool:
+    """True while `flask ...` resolves a command of the app's own CLI: only then may a
+    configuration error wait until a command that needs the settings runs. gunicorn, `flask run`
+    and `flask shell` (whose click context is their own command's) still fail here."""
+    import click
+    from flask.cli import FlaskGroup
+
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and isinstance(ctx.command, FlaskGroup)
 
 
 def _close_sessions_after_outages(app: Flask, db) -> None:

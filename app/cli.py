@@ -7,11 +7,14 @@ import click
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
+from app.config import ConfigError
 from app.errors import DomainError
+from app.ledger.keygen import keygen_command
 
 staff_cli = AppGroup("staff", help="Manage staff accounts.")
 demo_cli = AppGroup("demo", help="Demo data for trying the service.")
 ledger_cli = AppGroup("ledger", help="The public ledger's signing key.")
+ledger_cli.add_command(keygen_command)  # needs no app context, nor any setting
 pii_cli = AppGroup("pii", help="Personal data at rest.")
 
 
@@ -52,22 +55,37 @@ def create_staff_command(username, role, regions, display_name, password_stdin):
                + (f" regions {','.join(user.region_codes)}" if user.region_codes else ""))
 
 
-@staff_cli.command("disable")
-@click.argument("username")
-def disable_staff_command(username):
-    """Disable a staff account; its tokens stop working at once."""
+def _set_active(username: str, active: bool) -> None:
     from sqlalchemy import select
 
-    from app.auth.models import User
+    from app.auth.models import STAFF_ROLES, User
     from app.auth.service import update_staff
     from app.extensions import db
 
-    user = db.session.execute(select(User).filter_by(username=username)).scalar_one_or_none()
+    user = db.session.execute(select(User).where(
+        User.username == username, User.role.in_(STAFF_ROLES))).scalar_one_or_none()
     if user is None:
         click.echo(f"error: no staff account {username}", err=True)
         sys.exit(1)
-    update_staff(user.id, active=False)
-    click.echo(f"disabled {username}")
+    try:
+        update_staff(user.id, active=active)
+    except DomainError as exc:  # e.g. 409 last_admin
+        _fail(exc)
+    click.echo(f"{'enabled' if active else 'disabled'} {username}")
+
+
+@staff_cli.command("disable")
+@click.argument("username")
+def disable_staff_command(username):
+    """Disable a staff account; its tokens stop working at once. The last active admin stays."""
+    _set_active(username, False)
+
+
+@staff_cli.command("enable")
+@click.argument("username")
+def enable_staff_command(username):
+    """Enable a disabled staff account again (it logs in with its old password)."""
+    _set_active(username, True)
 
 
 @demo_cli.command("seed")
@@ -83,26 +101,6 @@ def seed_command():
         click.echo(line)
 
 
-@ledger_cli.command("keygen")
-@click.option("--name", required=True, help="The log's key name, e.g. weixinyuan.example/ledger.")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
-              help="Where to write the private key file (mode 0600; never overwritten).")
-def ledger_keygen_command(name, out_path):
-    """Write a new Ed25519 signing key for the ledger's checkpoints; print its verifier key."""
-    from app.ledger.keys import keygen
-
-    try:
-        vkey = keygen(name, out_path)
-    except FileExistsError:
-        click.echo(f"error: {out_path} exists; a ledger key is never overwritten", err=True)
-        sys.exit(1)
-    except ValueError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    click.echo(f"wrote {out_path}; set LEDGER_KEY_FILE={out_path}")
-    click.echo(f"verifier key (publish it): {vkey}")
-
-
 @click.command("audit")
 @with_appcontext
 def audit_command():
@@ -112,6 +110,41 @@ def audit_command():
     report = run_audit()
     click.echo(report.text())
     sys.exit(0 if report.ok else 1)
+
+
+def settings_free_app(error: ConfigError) -> Flask:
+    """The app the flask CLI gets when the settings do not load (e.g. APP_ENV=production with
+    nothing else set): commands that need no setting still run, every other one stops with the
+    configuration error.
+
+    The flask CLI imports `wsgi` (and so builds the whole app) before it even looks up the
+    command, and a production app refuses to be built without LEDGER_KEY_FILE, which is the
+    very file `ledger keygen` makes. Only the CLI gets this app: gunicorn, `flask run` and
+    `flask shell` still fail at start (see `create_app`)."""
+    app = Flask(__name__)
+    app.cli = _SettingsFreeGroup(error)
+    return app
+
+
+class _SettingsFreeGroup(AppGroup):
+    def __init__(self, error: ConfigError) -> None:
+        super().__init__()
+        self.error = error
+        ledger = click.Group("ledger", help=ledger_cli.help)
+        ledger.add_command(keygen_command)
+        self.add_command(ledger)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        found = super().get_command(ctx, name)
+        if found is not None:
+            return found
+        return click.Command(name, callback=self._refuse, add_help_option=False,
+                             context_settings={"ignore_unknown_options": True,
+                                               "allow_extra_args": True})
+
+    def _refuse(self) -> None:
+        click.echo(f"error: {self.error}", err=True)
+        sys.exit(1)
 
 
 def register_cli(app: Flask) -> None:

@@ -34,6 +34,16 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _switch(value: str) -> bool:
+    """A switch whose typo must not flip it silently: yes/no words only."""
+    word = value.strip().lower()
+    if word in {"1", "true", "yes", "on"}:
+        return True
+    if word in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{value!r} is neither true nor false")
+
+
 # name -> (parser, default). A default of None means "unset".
 SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "APP_ENV": (str, "development"),
@@ -64,6 +74,10 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "NOTIFY_RELAY_SECONDS": (_int, 30),
     "NOTIFY_MAX_ATTEMPTS": (_int, 6),
     "NOTIFY_RETRY_DELAYS": (_int_list, [30, 120, 600, 3600, 21600]),
+    # Money donations (the 505 fund through WeChat Pay). false: the fund is off, the service starts
+    # without any WECHATPAY_* setting, even in production, and POST /donations answers 503
+    # `payments_not_configured`. true (default): in production every merchant setting is required.
+    "PAYMENTS_ENABLED": (_switch, True),
     # WeChat Pay API v3 (money donations), "WeChat Pay public key" mode: app/wechatpay.py.
     "WECHATPAY_API_BASE": (str, "https://api.mch.weixin.qq.com"),
     # The app id orders are placed for; unset = WECHAT_APP_ID (the mini-program the openid is from).
@@ -85,8 +99,20 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "JWT_ISSUER": (str, "weixinyuan"),
     "JWT_AUDIENCE": (str, "weixinyuan-miniprogram"),
     "ACCESS_TOKEN_TTL_SECONDS": (_int, 2 * 3600),
+    # Argon2id parameters for staff passwords (app/auth/passwords.py): RFC_9106_LOW_MEMORY
+    # (default) or RFC_9106_HIGH_MEMORY; CHEAPEST only outside production (the test suite).
+    "PASSWORD_HASH_PROFILE": (str, "RFC_9106_LOW_MEMORY"),
+    # Staff login failure throttling (app/auth/throttle.py explains the rules): failures per
+    # (address, username) lock that address out of that username; an address has a much higher
+    # ceiling across usernames (one office, one NAT address); a username attacked from many
+    # addresses is slowed by doubling delays up to a cap, never locked, and not at all for an
+    # address it logged in from before.
     "LOGIN_MAX_FAILURES": (_int, 5),
     "LOGIN_LOCKOUT_SECONDS": (_int, 15 * 60),
+    "LOGIN_ADDRESS_MAX_FAILURES": (_int, 100),
+    "LOGIN_USERNAME_FREE_FAILURES": (_int, 20),
+    "LOGIN_USERNAME_MAX_DELAY_SECONDS": (_int, 60),
+    "LOGIN_KNOWN_ADDRESS_SECONDS": (_int, 30 * 86400),
     # Reverse proxies in front of the app whose X-Forwarded-For entry is trusted (werkzeug
     # ProxyFix x_for): the client address is the entry that many hops from the right. 0 (default)
     # ignores X-Forwarded-For entirely; behind exactly one nginx/SLB that appends to it, set 1.
@@ -95,10 +121,11 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     # minute, hour, day, e.g. "10/minute;100/hour"); every one must hold. A 429 `rate_limited`
     # carries Retry-After. Per-address limits are sized for a charity-day crowd behind one NAT
     # (hundreds of donors on one public address); per-user and per-username ones are lower.
-    # Login (both routes share one budget per address; staff login also counts per username, on
-    # top of the LOGIN_MAX_FAILURES lockout, which counts only failures).
+    # Login (both routes share one budget per address; staff login also counts per address and
+    # username, on top of the failure throttle, which counts only failures). Not per username
+    # alone: anyone could then spend a username's budget and keep its owner out.
     "RATELIMIT_LOGIN_ADDRESS": (str, "100/minute;1000/hour"),
-    "RATELIMIT_LOGIN_USERNAME": (str, "10/minute;60/hour"),
+    "RATELIMIT_LOGIN_ADDRESS_USERNAME": (str, "10/minute;60/hour"),
     # POST /wishes/{id}/claims.
     "RATELIMIT_CLAIMS_USER": (str, "10/minute;60/hour"),
     "RATELIMIT_CLAIMS_ADDRESS": (str, "200/minute;3000/hour"),
@@ -108,6 +135,10 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     # POST /donations (each one places a WeChat Pay order).
     "RATELIMIT_DONATIONS_USER": (str, "10/minute;60/hour"),
     "RATELIMIT_DONATIONS_ADDRESS": (str, "200/minute;3000/hour"),
+    # How long a request holds its Idempotency-Key without renewing it. A running request renews
+    # it every third of this, however slow it is (e.g. placing a WeChat Pay order); a retry may
+    # take the key over only once the lease lapsed, i.e. the process holding it died.
+    "IDEMPOTENCY_LEASE_SECONDS": (_int, 30),
     "CLAIM_SLA_SECONDS": (_int, 172800),
     "SLA_CHECK_SECONDS": (_int, 60),
     # The auditor's allowance for work in flight (a claim just past due before the next sweep, a
@@ -141,17 +172,17 @@ PRODUCTION_SECRETS = {
     "WECHAT_APP_SECRET": None,
     "DATABASE_URL": None,
     "REDIS_URL": None,
-    # Money donations cannot be taken (nor their notifications verified) without these.
-    "WECHATPAY_MCH_ID": None,
-    "WECHATPAY_MCH_CERT_SERIAL": None,
-    "WECHATPAY_MCH_PRIVATE_KEY_FILE": None,
-    "WECHATPAY_API_V3_KEY": None,
-    "WECHATPAY_PLATFORM_PUBLIC_KEY_ID": None,
-    "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE": None,
-    "WECHATPAY_NOTIFY_URL": None,
     # The public ledger's signing key: without it no checkpoint could be signed.
     "LEDGER_KEY_FILE": None,
 }
+
+# Money donations cannot be taken (nor their notifications verified) without these: required in
+# production unless PAYMENTS_ENABLED=false.
+PRODUCTION_MERCHANT_SETTINGS = (
+    "WECHATPAY_MCH_ID", "WECHATPAY_MCH_CERT_SERIAL", "WECHATPAY_MCH_PRIVATE_KEY_FILE",
+    "WECHATPAY_API_V3_KEY", "WECHATPAY_PLATFORM_PUBLIC_KEY_ID",
+    "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE", "WECHATPAY_NOTIFY_URL",
+)
 
 
 class ConfigError(RuntimeError):
@@ -192,8 +223,14 @@ def finalize(config: dict[str, Any], instance_path: str) -> dict[str, Any]:
     # Every body is capped at MAX_JSON_BYTES; the photo-upload view raises its own request's cap.
     config["MAX_CONTENT_LENGTH"] = config["MAX_JSON_BYTES"]
     config["DEV_LOGIN_ENABLED"] = config["APP_ENV"] == "development" and not config["WECHAT_APP_ID"]
+    from app.auth.passwords import PROFILES
+
+    if config["PASSWORD_HASH_PROFILE"] not in PROFILES:
+        raise ConfigError(f"PASSWORD_HASH_PROFILE must be one of {', '.join(PROFILES)}")
     if int(config["TRUSTED_PROXY_COUNT"]) < 0:
         raise ConfigError("TRUSTED_PROXY_COUNT must be 0 or more")
+    if int(config["IDEMPOTENCY_LEASE_SECONDS"]) < 2:
+        raise ConfigError("IDEMPOTENCY_LEASE_SECONDS must be 2 or more")
     config["DATA_ENCRYPTION_KEYS"] = [
         _decode_key("DATA_ENCRYPTION_KEY", config["DATA_ENCRYPTION_KEY"])
     ] + [_decode_key("DATA_ENCRYPTION_OLD_KEYS", k) for k in config["DATA_ENCRYPTION_OLD_KEYS"]]
@@ -218,7 +255,17 @@ def check_production(config: Mapping[str, Any]) -> None:
         raise ConfigError("SECRET_KEY must be at least 32 characters in production")
     if config.get("DEV_LOGIN_ENABLED"):
         raise ConfigError("development login must be off in production")
-    _check_wechatpay_keys(config)
+    from app.auth.passwords import PRODUCTION_PROFILES
+
+    if config["PASSWORD_HASH_PROFILE"] not in PRODUCTION_PROFILES:
+        raise ConfigError("PASSWORD_HASH_PROFILE must be one of "
+                          f"{', '.join(sorted(PRODUCTION_PROFILES))} in production")
+    if config.get("PAYMENTS_ENABLED", True):
+        for name in PRODUCTION_MERCHANT_SETTINGS:
+            if not config.get(name):
+                raise ConfigError(f"{name} must be set when APP_ENV=production (or set "
+                                  "PAYMENTS_ENABLED=false to run without money donations)")
+        _check_wechatpay_keys(config)
     _check_ledger_key(config)
 
 

@@ -22,6 +22,7 @@ from app.auth.models import User
 from app.auth.service import create_staff
 from app.beneficiaries.models import Beneficiary
 from app.beneficiaries.service import create_beneficiary
+from app.divisions import NAMES, full_name
 from app.errors import Conflict, Forbidden
 from app.extensions import db
 from app.types import utcnow
@@ -31,13 +32,8 @@ from app.wishes.models import STATUSES, Wish
 DEMO_PASSWORD = "quangang-demo-2026"
 NOTICE = "2026-01"
 
-# Real statistical division codes of 泉港区.
-PLACES = {
-    "350505": "泉港区",
-    "350505001": "山腰街道", "350505100": "南埔镇", "350505101": "界山镇",
-    "350505102": "后龙镇", "350505103": "峰尾镇", "350505104": "前黄镇", "350505106": "涂岭镇",
-    "350505106203": "涂岭镇溪头村", "350505106211": "涂岭镇小坝村",
-}
+# Real statistical division codes of 泉港区, named from the one division table.
+PLACES = {code: full_name(code) for code in NAMES}
 
 # username, role, regions, display name
 STAFF = [

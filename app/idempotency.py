@@ -1,40 +1,52 @@
 """Idempotency keys for writes a donor may retry from a flaky phone network.
 
 Records live in the database, per user and key, for at least IDEMPOTENCY_TTL (24 h):
-  - the first request inserts an `in_flight` record in its own short transaction, so a second
-    request with the same key at the same moment sees it and gets 409 `idempotency_key_in_use`;
+  - the first request inserts an `in_flight` record in its own short transaction, holding it
+    under a lease: a random owner token and `lease_until`. The request renews the lease while it
+    runs (the HTTP edge does, from a heartbeat thread), so a slow request, e.g. a WeChat Pay
+    order placement, is never mistaken for a dead one;
+  - another request with the same key while the lease runs gets 409 `idempotency_key_in_use`,
+    whatever the first has committed so far: exactly one request does the work;
   - the business write attaches its resource (e.g. the claim) to the record inside *its own*
-    transaction, so the effect and the record cannot part;
+    transaction, and only while it still owns the record (the owner token is a fencing token),
+    so the effect and the record cannot part and a request that lost its record commits nothing;
   - after the view answers, the response is stored and the record is `done`; a retry gets the
     stored response with `Idempotent-Replayed: true`;
   - a different request with the same key is 422 `idempotency_key_reused`;
-  - a 5xx or an exception deletes the record so the client may simply retry;
-  - if the process died between the business commit and storing the response, the record has a
-    resource but no response: the retry renders that resource (the effect still happened once).
+  - a 5xx or an exception gives the record up: deleted if nothing was committed under it (the
+    retry runs anew), else released at once (the retry carries on from the committed resource,
+    e.g. places the order of a pending donation whose WeChat Pay call failed);
+  - only a record whose owner is provably gone may be taken over: one that was released, or
+    whose lease lapsed unrenewed because its process died. If it had committed its resource
+    but not stored its response, the retry renders that resource (the effect still happened
+    once).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, UniqueConstraint, delete, select
+from sqlalchemy import (JSON, ForeignKey, Integer, LargeBinary, String, UniqueConstraint, delete,
+                        select, update)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.errors import BadRequest, Conflict, Invalid, ValidationFailed
+from app.errors import BadRequest, Conflict, DomainError, Invalid, ValidationFailed
 from app.extensions import db
 from app.types import UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL = timedelta(hours=48)
-# An in-flight record older than this belongs to a request whose process died before committing.
-STALE_IN_FLIGHT = timedelta(seconds=120)
+# How long a request holds its record without renewing it (IDEMPOTENCY_LEASE_SECONDS at the edge).
+DEFAULT_LEASE = timedelta(seconds=30)
 MAX_KEY_LENGTH = 200
+OWNER_LENGTH = 32
 
 
 class IdempotencyRecord(db.Model):
@@ -53,6 +65,9 @@ class IdempotencyRecord(db.Model):
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # The request holding an in-flight record, and until when; NULL once done or released.
+    owner: Mapped[str | None] = mapped_column(String(OWNER_LENGTH))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 @dataclass
@@ -60,6 +75,24 @@ class Replay:
     status: int
     headers: dict[str, str]
     body: bytes
+
+
+@dataclass
+class Hold:
+    """One request's hold on a record. `owner` is kept here, not read back from the row: a row
+    refreshed after a takeover would name the new owner."""
+    record_id: int
+    owner: str
+    resource_id: str | None
+
+
+def _held(hold: Hold):
+    return IdempotencyRecord.id == hold.record_id, IdempotencyRecord.owner == hold.owner
+
+
+def _in_use() -> DomainError:
+    return Conflict("idempotency_key_in_use", "相同 Idempotency-Key 的请求正在处理中，请稍后重试",
+                    retry_after=1)
 
 
 def fingerprint(method: str, path: str, parts: list[bytes]) -> str:
@@ -80,15 +113,19 @@ def validate_key(key: str | None) -> str:
     return key
 
 
-def begin(user_id: str, key: str, fp: str) -> IdempotencyRecord | Replay:
-    """Claim the key for this request, or return what a retry must answer."""
+def begin(user_id: str, key: str, fp: str, lease: timedelta = DEFAULT_LEASE) -> Hold | Replay:
+    """Hold the key for this request, or return what a retry must answer."""
+    owner = secrets.token_hex(OWNER_LENGTH // 2)
     now = utcnow()
     record = IdempotencyRecord(user_id=user_id, key=key, fingerprint=fp, state="in_flight",
-                               created_at=now, expires_at=now + IDEMPOTENCY_TTL)
+                               created_at=now, expires_at=now + IDEMPOTENCY_TTL, owner=owner,
+                               lease_until=now + lease)
     db.session.add(record)
     try:
+        db.session.flush()
+        hold = Hold(record.id, owner, None)
         db.session.commit()
-        return record
+        return hold
     except IntegrityError:
         db.session.rollback()
     existing = db.session.execute(
@@ -97,7 +134,7 @@ def begin(user_id: str, key: str, fp: str) -> IdempotencyRecord | Replay:
         .with_for_update()
     ).scalar_one_or_none()
     if existing is None:  # deleted by a failed first attempt in between: try once more
-        return begin(user_id, key, fp)
+        return begin(user_id, key, fp, lease)
     if existing.fingerprint != fp:
         db.session.rollback()
         raise Invalid("idempotency_key_reused",
@@ -107,39 +144,74 @@ def begin(user_id: str, key: str, fp: str) -> IdempotencyRecord | Replay:
                         existing.response_body or b"")
         db.session.rollback()
         return replay
-    if existing.resource_id is not None or now - existing.created_at > STALE_IN_FLIGHT:
-        # The first attempt committed its effect but died before storing the response, or died
-        # before committing anything: this retry takes the record over.
-        existing.created_at = now
-        db.session.commit()
-        return existing
-    db.session.rollback()
-    raise Conflict("idempotency_key_in_use", "相同 Idempotency-Key 的请求正在处理中，请稍后重试",
-                   retry_after=1)
+    now = utcnow()  # after the row lock: the holder may have renewed while this one waited
+    if existing.lease_until is not None and existing.lease_until > now:
+        # Its owner is alive (it renews the lease while it runs), even if it has committed its
+        # resource already: answering for it now would run its work a second time.
+        db.session.rollback()
+        raise _in_use()
+    # The owner is gone: it released the record after a failure, or its process died and the
+    # lease lapsed. This retry takes the record over, with what the owner committed under it.
+    existing.owner, existing.lease_until = owner, now + lease
+    hold = Hold(existing.id, owner, existing.resource_id)
+    db.session.commit()
+    return hold
 
 
-def attach(record: IdempotencyRecord | None, resource_type: str, resource_id: str) -> None:
-    """Called by a service inside its business transaction."""
-    if record is not None:
-        record.resource_type = resource_type
-        record.resource_id = resource_id
-        db.session.add(record)
+def is_answered(user_id: str, key: str) -> bool:
+    """Whether this user's key already has its answer stored. A request with it is answered from
+    the record (the stored answer, or 422 `idempotency_key_reused`) without doing any work."""
+    return db.session.execute(
+        select(IdempotencyRecord.id).where(IdempotencyRecord.user_id == user_id,
+                                           IdempotencyRecord.key == key,
+                                           IdempotencyRecord.state == "done")
+    ).first() is not None
 
 
-def finish(record: IdempotencyRecord, status: int, headers: dict[str, str], body: bytes) -> None:
-    record = db.session.merge(record)
-    record.state = "done"
-    record.response_status = status
-    record.response_headers = headers
-    record.response_body = body
+def renew(hold: Hold, lease: timedelta = DEFAULT_LEASE) -> bool:
+    """Extend the lease of a record this request still holds. False once it no longer does
+    (done, released or taken over): there is nothing left to renew."""
+    result = db.session.execute(
+        update(IdempotencyRecord).where(*_held(hold), IdempotencyRecord.state == "in_flight")
+        .values(lease_until=utcnow() + lease))
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def attach(hold: Hold | None, resource_type: str, resource_id: str) -> None:
+    """Called by a service inside its business transaction: the resource is committed with the
+    record, and only while this request still holds it (otherwise 409, and the business
+    transaction, rolled back by the caller, commits nothing)."""
+    if hold is None:
+        return
+    result = db.session.execute(
+        update(IdempotencyRecord).where(*_held(hold), IdempotencyRecord.resource_id.is_(None))
+        .values(resource_type=resource_type, resource_id=resource_id))
+    if result.rowcount != 1:
+        log.warning("idempotency record %s was taken over; its late owner commits nothing",
+                    hold.record_id)
+        raise _in_use()
+    hold.resource_id = resource_id
+
+
+def finish(hold: Hold, status: int, headers: dict[str, str], body: bytes) -> None:
+    """Store the answer and let the record go. A request that lost its record stores nothing:
+    the record's new owner answers for it."""
+    db.session.execute(
+        update(IdempotencyRecord).where(*_held(hold))
+        .values(state="done", response_status=status, response_headers=headers,
+                response_body=body, owner=None, lease_until=None))
     db.session.commit()
 
 
-def abandon(record: IdempotencyRecord) -> None:
-    """The request failed without an effect: free the key for a retry."""
+def abandon(hold: Hold) -> None:
+    """The request failed: free the key for a retry at once. Without an effect the record goes
+    (the retry runs anew); with one it stays, released (the retry carries on from it)."""
     db.session.rollback()
-    db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id,
-                                                       IdempotencyRecord.resource_id.is_(None)))
+    db.session.execute(delete(IdempotencyRecord).where(
+        *_held(hold), IdempotencyRecord.resource_id.is_(None)))
+    db.session.execute(update(IdempotencyRecord).where(*_held(hold))
+                       .values(owner=None, lease_until=None))
     db.session.commit()
 
 

@@ -6,25 +6,41 @@ any worker version can read and nobody can smuggle code through Redis.
 
 Redis is a doorbell, not the truth: if an enqueue is lost (Redis down at commit time), the row
 that needed the work is still in the database, and a periodic sweeper finds it again.
+
+Doorbells (`ring`) carry a stable job id, so that ringing again adds nothing while a job is
+already waiting: a sweeper that re-rings every proof still processing, every few seconds, used to
+pile up tens of thousands of copies of the same job behind a slow queue.
 """
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import redis
 from rq import Queue
+from rq.exceptions import DuplicateJobError
+from rq.job import JobStatus, validate_job_id
+from rq.results import Result
 from rq.serializers import JSONSerializer
+from rq.utils import utcparse
 from sqlalchemy.orm import Session
 
 from app.redis_conn import get_redis
 from app.txn import on_commit
 
-# Purpose-named queues; a worker listens on all of them, in this order of priority.
+# Purpose-named queues; a worker listens on all of them, taking turns (workers/__init__.py).
 QUEUES: tuple[str, ...] = ("default", "notifications", "media", "ledger", "maintenance")
 
 SERIALIZER = JSONSerializer
+
+# A bell whose job is in one of these states is already answered: ringing again adds nothing.
+_WAITING = {JobStatus.QUEUED.value, JobStatus.SCHEDULED.value, JobStatus.DEFERRED.value}
+# A started job whose worker has not beaten its heart for this long was abandoned (the worker was
+# killed: RQ 3.0 only notices minutes later and never reruns it): the bell may ring it again.
+# The worker beats every JOB_HEARTBEAT_SECONDS while a job runs (workers/__init__.py).
+JOB_HEARTBEAT_SECONDS = 5
+ABANDONED_AFTER_SECONDS = 4 * JOB_HEARTBEAT_SECONDS
 
 
 def get_queue(name: str, connection: redis.Redis | None = None) -> Queue:
@@ -54,6 +70,68 @@ def enqueue(queue_name: str, func_path: str, args: tuple = (), kwargs: dict | No
                                                      **options)
 
 
+def again_key(job_id: str) -> str:
+    """Set while a bell's job runs and was rung again: the worker runs it once more after."""
+    return f"bell-again:{job_id}"
+
+
+def ring(queue_name: str, func_path: str, args: tuple = (), kwargs: dict | None = None, *,
+         key: str, again: bool = False, connection: redis.Redis | None = None,
+         **options: Any) -> bool:
+    """Enqueue a doorbell under the stable job id `key`, unless it is already waiting; return
+    whether a job was enqueued.
+
+    A job with that id that is queued (or scheduled) answers this ring too. One that is running
+    answers it as well, unless `again`: a job that reads "everything due" (the outbox relay, the
+    checkpoint signer) may have read before this ring's commit, so the worker runs it once more
+    when it ends (`AppWorker`). A finished, failed or abandoned job is replaced.
+    """
+    kwargs = kwargs or {}
+    _check_job(func_path, args, kwargs)
+    validate_job_id(key)
+    queue = get_queue(queue_name, connection)
+    job_key = queue.job_class.key_for(key)
+    with queue.connection.pipeline() as pipe:
+        while True:
+            try:
+                # Read the job's state and act on it atomically: WATCH makes EXEC fail (and us
+                # read again) if the job changed in between, e.g. a worker finished it.
+                pipe.watch(job_key)
+                status, beat, started = (
+                    v.decode() if v is not None else None
+                    for v in pipe.hmget(job_key, "status", "last_heartbeat", "started_at"))
+                if status in _WAITING:
+                    pipe.reset()
+                    return False
+                running = status == JobStatus.STARTED.value and not _abandoned(beat or started)
+                if running and not again:
+                    pipe.reset()
+                    return False
+                job = None if running else queue.create_job(
+                    func_path, args=args, kwargs=kwargs, job_id=key, **options)
+                pipe.multi()
+                if running:
+                    pipe.set(again_key(key), 1, ex=24 * 3600)
+                else:
+                    # The job replaced: drop its old registry entries and stored results.
+                    for registry in (queue.finished_job_registry, queue.failed_job_registry,
+                                     queue.canceled_job_registry):
+                        pipe.zrem(registry.key, key)
+                    pipe.delete(job_key, Result.get_key(key))
+                    queue.enqueue_job(job, pipeline=pipe)
+                pipe.execute()
+                return not running
+            except redis.WatchError:
+                continue
+
+
+def _abandoned(heartbeat: str | None) -> bool:
+    if not heartbeat:
+        return True
+    age = datetime.now(timezone.utc) - utcparse(heartbeat).replace(tzinfo=timezone.utc)
+    return age.total_seconds() > ABANDONED_AFTER_SECONDS
+
+
 def schedule(at: datetime, queue_name: str, func_path: str, args: tuple = (),
              kwargs: dict | None = None, connection: redis.Redis | None = None, **options: Any):
     """Put a job in RQ's scheduled registry; a worker's scheduler enqueues it at `at`."""
@@ -63,8 +141,14 @@ def schedule(at: datetime, queue_name: str, func_path: str, args: tuple = (),
     # before the deadline (it would find nothing due and leave the work to the sweeper).
     if at.microsecond:
         at = at.replace(microsecond=0) + timedelta(seconds=1)
-    return get_queue(queue_name, connection).enqueue_at(at, func_path, args=args, kwargs=kwargs,
-                                                        **options)
+    queue = get_queue(queue_name, connection)
+    if "job_id" not in options:
+        return queue.enqueue_at(at, func_path, args=args, kwargs=kwargs, **options)
+    # A stable id: the same deadline scheduled twice is one job (RQ refuses the second).
+    try:
+        return queue.enqueue_at(at, func_path, args=args, kwargs=kwargs, unique=True, **options)
+    except DuplicateJobError:
+        return None
 
 
 def enqueue_after_commit(session: Session, queue_name: str, func_path: str,
@@ -78,12 +162,29 @@ def enqueue_after_commit(session: Session, queue_name: str, func_path: str,
                                        connection=connection), key=dedupe_key)
 
 
+def ring_after_commit(session: Session, queue_name: str, func_path: str, *args: Any,
+                      key: str, again: bool = False) -> None:
+    """`ring` once `session` commits (nothing if it rolls back); once per transaction per key."""
+    _check_job(func_path, args, {})
+    validate_job_id(key)
+    connection = get_redis()  # taken now: the commit may happen outside an app context
+    get_queue(queue_name, connection)  # an unknown queue fails here, not after the commit
+    on_commit(session, lambda: ring(queue_name, func_path, args, key=key, again=again,
+                                    connection=connection), key=f"ring:{key}")
+
+
 def schedule_after_commit(session: Session, at: datetime, queue_name: str, func_path: str,
-                          *args: Any, **kwargs: Any) -> None:
+                          *args: Any, job_id: str | None = None, **kwargs: Any) -> None:
     """Schedule `func_path(*args, **kwargs)` for `at` once `session` commits; nothing on rollback.
-    A deadline's truth stays in the database: this is only its doorbell."""
+    A deadline's truth stays in the database: this is only its doorbell. With `job_id`, the same
+    id scheduled again (in this transaction or any later one) is one job."""
     _check_job(func_path, args, kwargs)
+    options = {}
+    if job_id is not None:
+        validate_job_id(job_id)
+        options["job_id"] = job_id
     connection = get_redis()
     get_queue(queue_name, connection)
     on_commit(session, lambda: schedule(at, queue_name, func_path, args, kwargs,
-                                        connection=connection))
+                                        connection=connection, **options),
+              key=None if job_id is None else f"schedule:{job_id}")

@@ -12,11 +12,17 @@ wraps every marked view of that app, so the check runs when the view is called: 
 check has resolved the caller (`g.user`), before the body is parsed. Each (group, key) is one
 budget shared by every view of the group, e.g. both login routes draw on `login:address`.
 
+A view may carry, under EXEMPT_ATTR, a check that lets a request pass its limits uncounted: an
+idempotent write (miniprogram_api/idempotent.py) lets through a request whose Idempotency-Key
+already has its answer stored, so a retry after the limit gets that answer, not 429, and
+replays cost no slot.
+
 Keys: `user` (the authenticated user's id), `address` (`request.remote_addr`, which ProxyFix in
-create_app sets from X-Forwarded-For only for TRUSTED_PROXY_COUNT trusted hops) and `username`
-(the staff login's username, normalised and hashed). Limits are settings in the limits string
-syntax ("10/minute;100/hour"), read from RATELIMIT_<GROUP>_<KEY> (checked at start-up, looked up
-on each request, so a test may set one on the shared app with monkeypatch.setitem).
+create_app sets from X-Forwarded-For only for TRUSTED_PROXY_COUNT trusted hops) and
+`address_username` (the address with the staff login's username, normalised and hashed).
+Limits are settings in the limits string syntax ("10/minute;100/hour"), read from
+RATELIMIT_<GROUP>_<KEY> (checked at start-up, looked up on each request, so a test may set one on
+the shared app with monkeypatch.setitem).
 
 Strategy: moving window, so the wait until the next request is admitted is known exactly, and a
 429 (problem+json `rate_limited`) carries that wait, rounded up, as Retry-After. Storage: the
@@ -44,6 +50,8 @@ from miniprogram_api.problems import problem
 log = logging.getLogger(__name__)
 
 ATTR = "__rate_limits__"
+# A view's `() -> bool`: True when this request is answered without the work the limits guard.
+EXEMPT_ATTR = "__rate_limit_exempt_when__"
 STORAGE_PREFIX = "ratelimit"
 
 
@@ -57,26 +65,27 @@ def user_key() -> str:
     return f"user:{user.id}" if user is not None else address_key()
 
 
-def username_key() -> str:
-    """The staff login's username, as the failure throttle normalises it. Never raises (an error
-    here would count as a storage failure): a body without a username shares one bucket and is
-    refused by validation anyway."""
+def address_username_key() -> str:
+    """The client address and the staff login's username, as the failure throttle normalises
+    it. Never per username alone: a budget anyone can spend from anywhere would let anyone keep
+    the username's owner out. Never raises (an error here would count as a storage failure): a
+    body without a username shares one bucket per address and is refused by validation anyway."""
     try:
         body = request.get_json(silent=True)
     except Exception:  # noqa: BLE001 - e.g. an oversized body; the view reports it
         body = None
     name = body.get("username") if isinstance(body, dict) else None
     if not isinstance(name, str) or not name.strip():
-        return "username:-"
+        return f"{address_key()}:username:-"
     # surrogatepass: a lone surrogate (valid JSON) must not make this raise; validation refuses it
     digest = hashlib.sha256(name.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()
-    return "username:" + digest[:32]
+    return f"{address_key()}:username:{digest[:32]}"
 
 
 KEY_FUNCS: dict[str, Callable[[], str]] = {
     "user": user_key,
     "address": address_key,
-    "username": username_key,
+    "address_username": address_username_key,
 }
 
 # Only used to document the 429 on the marked views (never registered).
@@ -89,7 +98,7 @@ def setting_name(group: str, key: str) -> str:
 
 def rate_limited(group: str, *, keys: tuple[str, ...] = ("user", "address")) -> Callable:
     """Declare the limits of a view: `@rate_limited("claims")` (per user and per address), or
-    `@rate_limited("login", keys=("address", "username"))`. Put it under `@blp.route`."""
+    `@rate_limited("login", keys=("address", "address_username"))`. Put it under `@blp.route`."""
     for key in keys:
         if key not in KEY_FUNCS:
             raise ValueError(f"rate_limited: unknown key {key!r}")
@@ -141,9 +150,11 @@ def init_app(app: Flask) -> Limiter:
     app.extensions["ratelimit"] = limiter
     for endpoint, view in list(app.view_functions.items()):
         specs = getattr(view, ATTR, ())
+        exempt_when = getattr(view, EXEMPT_ATTR, None)
         for group, key in specs:
             view = limiter.shared_limit(_setting(setting_name(group, key)),
-                                        scope=f"{group}:{key}", key_func=KEY_FUNCS[key])(view)
+                                        scope=f"{group}:{key}", key_func=KEY_FUNCS[key],
+                                        exempt_when=exempt_when)(view)
         if specs:
             app.view_functions[endpoint] = view
     app.register_error_handler(RateLimitExceeded, _too_many_requests)

@@ -1,23 +1,28 @@
 """The one module that talks to WeChat Pay API v3 (base URL from WECHATPAY_API_BASE).
 
 Merchant side of the "WeChat Pay public key" mode (微信支付公钥): every request is signed with the
-merchant private key (`Authorization: WECHATPAY2-SHA256-RSA2048 ...`), every answer and every
+merchant private key (`Authorization: WECHATPAY2-SHA256-RSA2048 ...`) and names the platform
+public key in `Wechatpay-Serial` (so WeChat Pay signs its answer with that key), every answer and every
 notification is verified with the platform public key named WECHATPAY_PLATFORM_PUBLIC_KEY_ID, and
 notification resources are decrypted with the APIv3 key (AEAD_AES_256_GCM).
 
-Errors (typed, `app.errors`; the HTTP statuses are the edge's catalogue's):
-- `wechatpay_unavailable` (Unavailable, 503): not configured, unreachable, timeout, 5xx, 429, a redirect, a body
+Errors (typed, `app.errors`; their HTTP statuses are the edge's catalogue's):
+- `payments_not_configured` (Unavailable, 503, no Retry-After): PAYMENTS_ENABLED=false or a
+  merchant setting missing (development); nothing is sent. Only an operator can change that.
+- `wechatpay_unavailable` (Unavailable, 503): unreachable, timeout, 5xx, 429, a redirect, a body
   that is not JSON, an unsigned 2xx or a badly signed answer of any status (WeChat Pay signs every
   answer to a correctly signed request; an unsigned success is forged by its own documentation).
   Retrying later may help.
-- `wechatpay_rejected` (UpstreamRefused, 502): WeChat Pay answered 4xx with an error code (PARAM_ERROR, ORDERPAID,
-  INVALID_REQUEST, SIGN_ERROR, ...). Retrying the same request will not help; the code is in
-  `extra["wechatpay_code"]`. 502 because the failure is upstream, not in the client's request.
-- `payment_notification_invalid` (Unauthenticated, 401): a notification whose signature headers are missing or bad,
-  whose serial is not our platform key, whose timestamp is more than 300 s off, or whose signature
-  does not match the body. (WeChat Pay sends such probes on purpose; 401 is the expected answer.)
-- `payment_notification_malformed` (BadRequest, 400): correctly signed, but the body or the decrypted resource is
-  not what a notification is.
+- `wechatpay_rejected` (UpstreamRefused, 502): WeChat Pay answered 4xx with an error code
+  (PARAM_ERROR, ORDERPAID, INVALID_REQUEST, SIGN_ERROR, ...). Retrying the same request will not
+  help; the code is in `extra["wechatpay_code"]`. 502 because the failure is upstream, not in the
+  client's request.
+- `payment_notification_invalid` (Unauthenticated, 401): a notification whose signature headers
+  are missing or bad, whose serial is not our platform key, whose timestamp is more than 300 s
+  off, or whose signature does not match the body. (WeChat Pay sends such probes on purpose; 401
+  is the expected answer.)
+- `payment_notification_malformed` (BadRequest, 400): correctly signed, but the body or the
+  decrypted resource is not what a notification is.
 
 The APIv3 key, the private key and the payer's full openid are never logged.
 """
@@ -118,17 +123,38 @@ class _Keys:
 
 
 def is_configured() -> bool:
-    """Every merchant setting is present (money donations can be taken)."""
+    """Money donations can be taken: PAYMENTS_ENABLED and every merchant setting present."""
     config = current_app.config
-    return all(config.get(name) for name in MERCHANT_SETTINGS)
+    return bool(config.get("PAYMENTS_ENABLED", True)) and all(
+        config.get(name) for name in MERCHANT_SETTINGS)
+
+
+def why_not_configured() -> str:
+    """For log lines: what keeps money donations off."""
+    config = current_app.config
+    if not config.get("PAYMENTS_ENABLED", True):
+        return "PAYMENTS_ENABLED=false"
+    return "missing " + ", ".join(n for n in MERCHANT_SETTINGS if not config.get(n))
+
+
+def not_configured_error() -> DomainError:
+    """503 without Retry-After: unlike an outage, waiting does not help; an operator must act."""
+    return Unavailable("payments_not_configured",
+                       "本平台暂未开通在线捐款（微信支付未配置）",
+                       extra={"reason": "not_configured"})
+
+
+def require_configured() -> None:
+    """Raise 503 `payments_not_configured` unless money donations can be taken."""
+    if not is_configured():
+        raise not_configured_error()
 
 
 def _keys() -> _Keys:
     """The keys, loaded once per app (and again only if their file settings change)."""
     if not is_configured():
-        log.error("wechatpay is not configured (missing %s)", ", ".join(
-            n for n in MERCHANT_SETTINGS if not current_app.config.get(n)))
-        raise _unavailable("not_configured")
+        log.warning("wechatpay is not configured (%s)", why_not_configured())
+        raise not_configured_error()
     app = current_app._get_current_object()
     source = (app.config["WECHATPAY_MCH_PRIVATE_KEY_FILE"],
               app.config["WECHATPAY_PLATFORM_PUBLIC_KEY_FILE"])
@@ -174,8 +200,13 @@ def _signed_headers(method: str, path: str, body: str, keys: _Keys) -> dict[str,
         f'{AUTH_SCHEMA} mchid="{config["WECHATPAY_MCH_ID"]}",nonce_str="{nonce}",'
         f'signature="{signature}",timestamp="{timestamp}",'
         f'serial_no="{config["WECHATPAY_MCH_CERT_SERIAL"]}"')
+    # Wechatpay-Serial names the platform public key, as the official SDKs send it in public-key
+    # mode: WeChat Pay signs its answer with the key named here. Without it, a merchant still
+    # migrating from platform certificates gets answers signed by the certificate, which
+    # _answer_signature must refuse (`unknown_serial`): an order placed but reported as failed.
     headers = {"Authorization": authorization, "Accept": "application/json",
-               "User-Agent": USER_AGENT}
+               "User-Agent": USER_AGENT,
+               "Wechatpay-Serial": config["WECHATPAY_PLATFORM_PUBLIC_KEY_ID"]}
     if body:
         headers["Content-Type"] = "application/json"
     return headers

@@ -3,6 +3,7 @@ import http
 
 from flask_smorest import Api
 
+from app.text import SAFE_TEXT_PATTERN
 from miniprogram_api import (
     auth, beneficiaries, claims, disbursements, donations, ledger, ledger_tiles, moderation,
     notifications, ops, proofs, staff, stats, wishes,
@@ -15,6 +16,7 @@ PREFIX = "/api/v1"
 
 def register(api: Api) -> None:
     _document_errors_as_problems(api)
+    api.ma_plugin.converter.add_attribute_function(safe_text_pattern)
     api.register_converter(staff.UserIdConverter, staff.user_id_schema)
     for module in (ops, auth, staff, beneficiaries, wishes, moderation, claims, proofs,
                    notifications, ledger, ledger_tiles, donations, disbursements, stats):
@@ -31,3 +33,16 @@ def _document_errors_as_problems(api: Api) -> None:
             "description": description,
             "content": {PROBLEM_MIMETYPE: {"schema": ProblemSchema}},
         }, lazy=True)
+
+
+def safe_text_pattern(self, field, ret: dict, **kwargs) -> dict:
+    """An apispec attribute function: every string schema made from a marshmallow field says,
+    as a `pattern`, that it cannot hold NUL, which the server refuses in any body, query or form
+    (miniprogram_api/blueprint.py; lone surrogates too, see app/text.py) — so that what the
+    document calls valid is accepted. A field with a pattern of its own keeps it (each of those is narrower); a
+    photo's bytes (`format: binary`) are not text."""
+    types = ret.get("type")
+    is_string = types == "string" or (isinstance(types, list) and "string" in types)
+    if not is_string or "pattern" in ret or ret.get("format") == "binary":
+        return {}
+    return {"pattern": SAFE_TEXT_PATTERN}

@@ -22,7 +22,7 @@ def login_wechat(body):
 
 
 @blp.route("/auth/staff", methods=["POST"])
-@rate_limited("login", keys=("address", "username"))
+@rate_limited("login", keys=("address", "address_username"))
 @blp.arguments(StaffLoginIn)
 @blp.response(200, TokenOut)
 @allow(PUBLIC)

@@ -102,9 +102,10 @@ def release(claim_id):
 
 @blp.route("/claims/<claim_id>/confirm", methods=["POST"])
 @blp.response(200, ClaimOut)
+@blp.alt_response(409, description="invalid_transition / proof_not_ready：送达照片还在处理中或处理失败")
 @allow("caseworker")
 def confirm(claim_id):
-    """协理员确认送达：认领完成，心愿实现，记入公开账本"""
+    """协理员确认送达：认领完成，心愿实现，记入公开账本。须等送达照片处理完成"""
     return service.confirm_claim(require_user(), claim_id)
 
 

@@ -1,11 +1,14 @@
 """Money donations to the 505 fund (505公益基金), and WeChat Pay's payment notifications."""
 from __future__ import annotations
 
+import functools
+
 import marshmallow as ma
 from flask import Response, jsonify, request
 from miniprogram_api.blueprint import Blueprint
 from marshmallow import fields, validate
 
+from app import wechatpay
 from app.auth.policy import PUBLIC, allow, require_user
 from app.extensions import db
 from app.fund import donations as service
@@ -103,14 +106,26 @@ def _render_donation(donation_id: str) -> Response:
     return _render(donation, service.ensure_order(donation))
 
 
+def _payments_on(view):
+    """Refuse before @idempotent stores a key: without WeChat Pay nothing at all is written."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        wechatpay.require_configured()
+        return view(*args, **kwargs)
+    return wrapper
+
+
 @blp.route("/donations", methods=["POST"])
 @rate_limited("donations")
 @blp.arguments(DonationIn)
 @blp.response(201, DonationCreated)
 @blp.alt_response(409, description="wish_not_open / donation_closed")
-@blp.alt_response(503, description="wechatpay_unavailable：下单失败，可用同一个 Idempotency-Key 重试")
+@blp.alt_response(503, description="wechatpay_unavailable：下单失败，可用同一个 Idempotency-Key 重试；"
+                                    "payments_not_configured：未开通在线捐款（未配置微信支付），"
+                                    "重试无用，不记录任何数据，无 Retry-After")
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
 @allow("donor")
+@_payments_on
 @idempotent(_render_donation)
 def donate(body):
     """向505公益基金捐款：创建待支付的捐款并下微信支付订单，返回 wx.requestPayment 所需参数"""
@@ -138,6 +153,7 @@ def my_donations(args):
 @blp.response(200, NotifyOut)
 @blp.alt_response(400, description="payment_mismatch / payment_notification_malformed")
 @blp.alt_response(401, description="payment_notification_invalid：签名无效")
+@blp.alt_response(503, description="payments_not_configured：未开通在线捐款，通知未处理，微信支付稍后重发")
 @blp.doc(requestBody=NOTIFY_BODY, parameters=NOTIFY_HEADERS)
 @allow(PUBLIC)
 def wechatpay_notify():

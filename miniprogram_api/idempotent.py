@@ -3,18 +3,65 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
+import threading
+import time
+from datetime import timedelta
 from typing import Callable
 
-from flask import Response, current_app, g, make_response, request
+from flask import Flask, Response, current_app, g, make_response, request
 
 from app import idempotency
-from app.auth.policy import require_user
+from app.auth.policy import current_user, require_user
 from app.errors import DomainError
 from app.extensions import db
+from app.ratelimit import EXEMPT_ATTR
 from miniprogram_api.problems import render
+
+log = logging.getLogger(__name__)
 
 REPLAY_HEADER = "Idempotent-Replayed"
 _KEPT_HEADERS = ("Content-Type", "Location")
+# No request of ours legitimately runs this long (the slowest waits for WeChat Pay, within its
+# timeout); one that does is stuck, and stops renewing its lease so that a retry can take over.
+MAX_HOLD_SECONDS = 600
+
+
+class _Heartbeat:
+    """Renews a request's lease every third of it, from a daemon thread, while the request runs.
+    If the process dies the beats stop with it and the lease lapses: that is how a retry knows
+    the owner is gone."""
+
+    def __init__(self, app: Flask, hold: idempotency.Hold, lease_seconds: int) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(app, hold, lease_seconds),
+                                        name=f"idempotency-lease-{hold.record_id}", daemon=True)
+
+    def __enter__(self) -> "_Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self, app: Flask, hold: idempotency.Hold, lease_seconds: int) -> None:
+        lease = timedelta(seconds=lease_seconds)
+        started = time.monotonic()
+        while not self._stop.wait(lease_seconds / 3):
+            if time.monotonic() - started > MAX_HOLD_SECONDS:
+                log.error("request holding idempotency record %s is stuck; lease left to lapse",
+                          hold.record_id)
+                return
+            try:
+                with app.app_context():
+                    try:
+                        if not idempotency.renew(hold, lease):
+                            return  # done, released or taken over: nothing left to hold
+                    finally:
+                        db.session.remove()
+            except Exception:  # noqa: BLE001 - the next beat tries again; the lease has slack
+                log.warning("idempotency lease %s not renewed", hold.record_id, exc_info=True)
 
 
 def _body_parts() -> list[bytes]:
@@ -32,9 +79,30 @@ def _body_parts() -> list[bytes]:
     return [request.get_data(cache=True)]
 
 
+def answered_before() -> bool:
+    """For the rate limiter: whether this request's Idempotency-Key already has its answer
+    stored. Such a request is answered from the record, doing no work (the stored answer, or 422
+    `idempotency_key_reused` if it is not the same request), so it costs no limit slot: a
+    donor's retry after the limit still gets the answer. Decided without reading the body (a
+    photo upload over the limit is refused before it is read); once per request."""
+    if "idempotency_answered" not in g:
+        user, key = current_user(), request.headers.get("Idempotency-Key")
+        answered = False
+        if user is not None and key is not None and key.strip():
+            try:
+                answered = idempotency.is_answered(user.id, key.strip())
+            except Exception:  # noqa: BLE001 - the limiter would take it for a storage outage
+                db.session.rollback()
+                log.warning("stored idempotent answer not looked up; the limits count",
+                            exc_info=True)
+        g.idempotency_answered = answered
+    return g.idempotency_answered
+
+
 def idempotent(render_resource: Callable[[str], Response]) -> Callable:
     """`render_resource(resource_id)` rebuilds the response when the first attempt committed its
-    effect but died before its response was stored."""
+    effect but died before its response was stored. A limited view (app.ratelimit) lets a
+    request whose answer is stored past its limits (`answered_before`)."""
 
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
@@ -42,36 +110,40 @@ def idempotent(render_resource: Callable[[str], Response]) -> Callable:
             user = require_user()
             key = idempotency.validate_key(request.headers.get("Idempotency-Key"))
             fp = idempotency.fingerprint(request.method, request.path, _body_parts())
-            outcome = idempotency.begin(user.id, key, fp)
+            lease_seconds = current_app.config["IDEMPOTENCY_LEASE_SECONDS"]
+            outcome = idempotency.begin(user.id, key, fp, timedelta(seconds=lease_seconds))
             if isinstance(outcome, idempotency.Replay):
                 response = current_app.response_class(outcome.body, status=outcome.status,
                                                       headers=outcome.headers)
                 response.headers[REPLAY_HEADER] = "true"
                 return response
-            record = outcome
-            try:
-                if record.resource_id is not None:
-                    response = render_resource(record.resource_id)
-                else:
-                    g.idempotency_record = record
-                    response = make_response(view(*args, **kwargs))
-            except DomainError as exc:
-                db.session.rollback()  # nothing half-done may ride along with the record
-                response = render(exc)
-            except BaseException:
-                idempotency.abandon(record)
-                raise
-            if response.status_code >= 500 or response.status_code in (408, 429, 503):
-                idempotency.abandon(record)  # transient: let the retry run for real
+            hold = outcome
+            with _Heartbeat(current_app._get_current_object(), hold, lease_seconds):
+                try:
+                    if hold.resource_id is not None:
+                        response = render_resource(hold.resource_id)
+                    else:
+                        g.idempotency_record = hold
+                        response = make_response(view(*args, **kwargs))
+                except DomainError as exc:
+                    db.session.rollback()  # nothing half-done may ride along with the record
+                    response = render(exc)
+                except BaseException:
+                    idempotency.abandon(hold)
+                    raise
+                if response.status_code >= 500 or response.status_code in (408, 429, 503):
+                    idempotency.abandon(hold)  # transient: let the retry run for real
+                    return response
+                headers = {k: v for k, v in response.headers.items() if k in _KEPT_HEADERS}
+                idempotency.finish(hold, response.status_code, headers, response.get_data())
                 return response
-            headers = {k: v for k, v in response.headers.items() if k in _KEPT_HEADERS}
-            idempotency.finish(record, response.status_code, headers, response.get_data())
-            return response
 
+        setattr(wrapper, EXEMPT_ATTR, answered_before)
         return wrapper
 
     return decorator
 
 
-def current_record():
+def current_record() -> idempotency.Hold | None:
+    """This request's hold on its idempotency record, for the service to attach its resource."""
     return g.get("idempotency_record")

@@ -6,7 +6,7 @@ import json
 
 import marshmallow as ma
 from flask import Response
-from miniprogram_api.blueprint import Blueprint
+from miniprogram_api.blueprint import Blueprint, refuses_valid_input
 from marshmallow import fields, validate
 
 import app.ledger.entries  # noqa: F401  (registers the claim-confirmation hook)
@@ -119,6 +119,9 @@ def entry(index):
 @blp.route("/proof/inclusion", methods=["GET"])
 @blp.arguments(InclusionArgs, location="query")
 @blp.response(200, InclusionOut)
+@blp.doc(responses=refuses_valid_input(
+    "参数有误（validation_error）：tree_size 超过账本当前大小（见 /ledger/checkpoint），"
+    "或 index 不小于 tree_size"))
 @allow(PUBLIC)
 def inclusion(args):
     """包含证明：第 index 条账目在大小为 tree_size 的树中"""
@@ -129,6 +132,9 @@ def inclusion(args):
 @blp.route("/proof/consistency", methods=["GET"])
 @blp.arguments(ConsistencyArgs, location="query")
 @blp.response(200, ConsistencyOut)
+@blp.doc(responses=refuses_valid_input(
+    "参数有误（validation_error）：second 超过账本当前大小（见 /ledger/checkpoint），"
+    "或 first 大于 second"))
 @allow(PUBLIC)
 def consistency(args):
     """一致性证明：大小为 first 的树是大小为 second 的树的前缀"""

@@ -24,6 +24,7 @@ from app.errors import (
     TooManyAttempts, Unauthenticated, Unavailable, UnsupportedType, UpstreamRefused,
     is_transient_outage,
 )
+from app.text import printable_value
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ CATALOGUE: dict[str, Problem] = {
     # the state of things
     "conflict": Problem(409, "请求与当前状态冲突"),
     "invalid_transition": Problem(409, "当前状态不允许此操作"),
+    "proof_not_ready": Problem(409, "送达照片尚未就绪"),
+    "last_admin": Problem(409, "不能停用或降级最后一位管理员"),
     "wish_already_claimed": Problem(409, "心愿已被认领"),
     "wish_not_open": Problem(409, "心愿当前不可捐助"),
     "claim_expired": Problem(409, "认领已超时"),
@@ -91,6 +94,7 @@ CATALOGUE: dict[str, Problem] = {
     "database_unavailable": Problem(503, "数据库暂时不可用，请稍后重试"),
     "wechat_unavailable": Problem(503, "微信服务暂时不可用"),
     "wechatpay_unavailable": Problem(503, "微信支付暂时不可用"),
+    "payments_not_configured": Problem(503, "在线捐款暂未开通"),
 }
 
 # A code missing from the catalogue still gets the status of its kind (and the test fails).
@@ -140,6 +144,9 @@ def problem(
         body["errors"] = errors
     if extra:
         body.update(extra)
+    # A problem often names the input it refuses (a key, a value): never as raw text that
+    # cannot be encoded (a lone surrogate) or should not be handed back (NUL)
+    body = printable_value(body)
     response = Flask.response_class(
         json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM_MIMETYPE
     )
@@ -269,6 +276,16 @@ def is_json_too_deep(exc: BaseException) -> bool:
     return isinstance(exc, RecursionError) and "decoding a JSON" in str(exc)
 
 
+def is_broken_body(exc: BaseException) -> bool:
+    """gunicorn raises its parser's errors from a read of a malformed chunked body (a bad chunk
+    size or terminator) inside the view that reads it: the client's malformed request."""
+    try:
+        from gunicorn.http.errors import ParseException
+    except ImportError:  # not served by gunicorn
+        return False
+    return isinstance(exc, ParseException)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):
@@ -302,6 +319,8 @@ def register_error_handlers(app: Flask) -> None:
     def _unhandled(exc: Exception):
         if is_json_too_deep(exc):
             return problem(400, "malformed_json", "请求内容嵌套层数过深，不是可接受的 JSON")
+        if is_broken_body(exc):
+            return problem(400, "bad_request", "请求体的分块传输编码无效")
         if is_transient_outage(exc):
             return _unavailable(exc)
         return _server_error(exc)

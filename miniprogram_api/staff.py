@@ -38,6 +38,7 @@ def list_staff():
 @blp.route("/staff/<user_id:user_id>", methods=["PATCH"])
 @blp.arguments(StaffUpdateIn)
 @blp.response(200, StaffOut)
+@blp.alt_response(409, description="last_admin：不能停用或降级最后一位启用中的管理员")
 @allow("admin")
 def update_staff(body, user_id):
     """停用/启用账号、修改角色或区划；该账号已签发的令牌立即失效"""

@@ -5,7 +5,7 @@ import hashlib
 from functools import wraps
 
 from flask import current_app, g, json, jsonify, request
-from miniprogram_api.blueprint import Blueprint
+from miniprogram_api.blueprint import Blueprint, refuses_valid_input
 
 from app.auth.policy import PUBLIC, allow, current_user, require_user
 from app.wishes import feed_cache, service
@@ -73,6 +73,9 @@ def _feed_response(body: bytes, etag: str):
 @blp.route("/wishes", methods=["POST"])
 @blp.arguments(WishCreateIn)
 @blp.response(201, StaffWishRecord)
+@blp.doc(responses=refuses_valid_input(
+    "受助人不存在或不在负责区划内、已撤回同意（consent_missing），或内容含个人敏感信息"
+    "（pii_in_text），或请求体不合要求（validation_error）"))
 @allow("caseworker")
 def create(body):
     """协理员为负责区划内的受助人起草心愿（draft）"""
@@ -116,6 +119,8 @@ def update(body, wish_id):
 
 @blp.route("/wishes/<wish_id>/submit", methods=["POST"])
 @blp.response(200, StaffWishRecord)
+@blp.doc(responses=refuses_valid_input(
+    "受助人尚未同意公开发布（consent_missing），或内容含个人敏感信息（pii_in_text）"))
 @allow("caseworker")
 def submit(wish_id):
     """提交审核；受助人须有 publication 同意，内容不得含个人敏感信息"""

@@ -98,6 +98,26 @@ def open_wishes_through_services(app, n: int) -> list[str]:
         return ids
 
 
+def deliver_with_photo(app, claim_id: str, *, processed: bool = True) -> str:
+    """Deliver a claim as its donor does, with a photo proof (through the service: the photo
+    route has its own tests), and, unless `processed=False`, run the media job on it at once, as
+    the worker would: a caseworker can confirm a delivery only once its photo is ready. Each call
+    sends a different photo (the same one twice would be flagged as reused). Returns the proof id."""
+    from app.auth.models import User
+    from app.claims.models import Claim
+    from app.claims.proofs import process_proof, submit_proof
+    from app.extensions import db
+    from tests.media.conftest import encode, scene
+
+    photo = encode(scene((160, 120), next(_counter)), "JPEG")
+    with app.app_context():
+        claim = db.session.get(Claim, claim_id)
+        proof = submit_proof(db.session.get(User, claim.donor_id), claim_id, photo, "已送到")
+        if processed:
+            assert process_proof(proof.id) == "ready"
+        return proof.id
+
+
 class Actors:
     """Make people and things through the real API, the way clients do."""
 
@@ -169,17 +189,10 @@ class Actors:
         return res.get_json()
 
     def fulfil(self, donor: Actor, caseworker: Actor, wish_id: str) -> dict:
-        """Claim the wish, mark it delivered (through the service: the photo route has its own
-        tests) and have the caseworker confirm it. Returns the claim."""
-        from app.claims.models import Claim
-        from app.claims.service import mark_delivered
-        from app.extensions import db
-
+        """Claim the wish, deliver it with a processed photo (`deliver_with_photo`) and have the
+        caseworker confirm it. Returns the claim."""
         claim = self.claim(donor, wish_id)
-        with self.app.app_context():
-            row = db.session.get(Claim, claim["id"])
-            mark_delivered(row, row.donor_id)
-            db.session.commit()
+        deliver_with_photo(self.app, claim["id"])
         res = self.client.post(f"/api/v1/claims/{claim['id']}/confirm",
                                headers=caseworker.headers)
         assert res.status_code == 200, res.get_json()

@@ -82,7 +82,8 @@ def shared_settings(app) -> dict[str, str]:
     with app.app_context():
         signer()  # generates the development key on first use
         path = app.config.get("LEDGER_KEY_FILE") or str(Path(app.instance_path) / "ledger.key")
-    return {"LEDGER_KEY_FILE": path}
+    return {"LEDGER_KEY_FILE": path,
+            "PASSWORD_HASH_PROFILE": app.config["PASSWORD_HASH_PROFILE"]}
 
 
 @pytest.fixture

@@ -103,3 +103,51 @@ def test_ledger_keygen_writes_a_private_key_file_once_and_prints_the_vkey(app, t
     assert name == "weixinyuan.test/ledger"
     again = runner.invoke(args=["ledger", "keygen", "--name", "x", "--out", str(out)])
     assert again.exit_code == 1 and "never overwritten" in again.output
+
+
+# --- ledger keygen before any other setting exists ---------------------------------------------
+
+def _run_bare(tmp_path, *args: str, **env: str):
+    """A command in a clean environment: APP_ENV=production and nothing else (no database, no
+    Redis, no secrets), the way an operator makes the ledger key before writing the config."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.processes import ROOT
+
+    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+             "APP_ENV": "production", **env}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=clean, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", [
+    pytest.param(["-m", "flask", "--app", "wsgi", "ledger", "keygen"], id="flask"),
+    pytest.param(["-m", "app.ledger.keygen"], id="python-m"),
+])
+def test_ledger_keygen_runs_under_production_with_no_other_setting(tmp_path, command):
+    from app.ledger.keys import load_signer
+    from app.ledger.note import parse_verifier_key
+
+    out = tmp_path / "ledger.key"
+    done = _run_bare(tmp_path, *command, "--name", "api.example.cn/ledger", "--out", str(out))
+
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    name, _ = load_signer(str(out))
+    assert name == "api.example.cn/ledger"
+    vkey = done.stdout.strip().rsplit(" ", 1)[-1]
+    assert vkey.startswith("api.example.cn/ledger+")
+    parse_verifier_key(vkey)
+
+    again = _run_bare(tmp_path, *command, "--name", "x", "--out", str(out))
+    assert again.returncode == 1 and "never overwritten" in again.stderr
+
+
+def test_other_commands_under_an_incomplete_production_config_fail_naming_the_setting(tmp_path):
+    done = _run_bare(tmp_path, "-m", "flask", "--app", "wsgi", "staff", "disable", "someone")
+
+    assert done.returncode == 1
+    assert "DATABASE_URL must be set when APP_ENV=production" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -262,3 +262,87 @@ def test_production_with_an_unusable_ledger_key_file_refuses_to_start(production
         create_app({"LEDGER_KEY_FILE": str(bad)})
     with pytest.raises(ConfigError, match="LEDGER_KEY_FILE"):
         create_app({"LEDGER_KEY_FILE": str(tmp_path / "missing.key")})
+
+
+def test_production_hashes_passwords_with_rfc_9106_argon2id_by_default(production_env):
+    application = create_app()
+
+    assert application.config["PASSWORD_HASH_PROFILE"] == "RFC_9106_LOW_MEMORY"
+
+
+def test_production_refuses_the_cheap_password_hash_profile_the_tests_use(production_env,
+                                                                          monkeypatch):
+    monkeypatch.setenv("PASSWORD_HASH_PROFILE", "CHEAPEST")
+
+    with pytest.raises(ConfigError, match="PASSWORD_HASH_PROFILE"):
+        create_app()
+
+
+def test_unknown_password_hash_profile_is_refused_naming_it(monkeypatch):
+    monkeypatch.setenv("PASSWORD_HASH_PROFILE", "MD5")
+
+    with pytest.raises(ConfigError, match="PASSWORD_HASH_PROFILE"):
+        create_app()
+
+
+MERCHANT_SETTINGS = ["WECHATPAY_MCH_ID", "WECHATPAY_MCH_CERT_SERIAL",
+                     "WECHATPAY_MCH_PRIVATE_KEY_FILE", "WECHATPAY_API_V3_KEY",
+                     "WECHATPAY_PLATFORM_PUBLIC_KEY_ID", "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE",
+                     "WECHATPAY_NOTIFY_URL"]
+
+
+def test_production_with_payments_disabled_starts_without_wechat_pay_and_refuses_donations(
+        production_env, monkeypatch, app, fake_wechat):
+    """The fund switched off, everything else on: no merchant setting is needed, and a donation
+    is 503 `payments_not_configured` with nothing written. (`app`: the test database, empty.)"""
+    from app.extensions import db
+    from app.fund.models import Donation
+
+    for name in MERCHANT_SETTINGS:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PAYMENTS_ENABLED", "false")
+    production = create_app()
+    client = production.test_client()
+
+    token = client.post("/api/v1/auth/wechat", json={"code": "ok:o-donor-payments-off"}
+                        ).get_json()["access_token"]
+    res = client.post("/api/v1/donations", json={"amount_fen": 100, "anonymous": True,
+                                                 "receipt_requested": False},
+                      headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k-1"})
+
+    assert res.status_code == 503 and res.get_json()["code"] == "payments_not_configured"
+    assert "Retry-After" not in res.headers
+    with production.app_context():
+        assert db.session.query(Donation).count() == 0
+
+
+def test_production_with_payments_disabled_ignores_merchant_settings_it_was_given(
+        production_env, monkeypatch):
+    from app import wechatpay
+
+    monkeypatch.setenv("PAYMENTS_ENABLED", "false")
+    monkeypatch.setenv("WECHATPAY_MCH_PRIVATE_KEY_FILE", "/nonexistent/apiclient_key.pem")
+
+    production = create_app()
+
+    with production.app_context():
+        assert wechatpay.is_configured() is False
+
+
+@pytest.mark.parametrize("enabled", ["true", None])
+@pytest.mark.parametrize("name", MERCHANT_SETTINGS)
+def test_production_with_payments_enabled_needs_every_merchant_setting(
+        production_env, monkeypatch, enabled, name):
+    if enabled is not None:
+        monkeypatch.setenv("PAYMENTS_ENABLED", enabled)
+    monkeypatch.delenv(name)
+
+    with pytest.raises(ConfigError, match=name):
+        create_app()
+
+
+def test_a_payments_enabled_that_is_not_a_yes_or_no_is_refused(production_env, monkeypatch):
+    monkeypatch.setenv("PAYMENTS_ENABLED", "flase")
+
+    with pytest.raises(ConfigError, match="PAYMENTS_ENABLED"):
+        create_app()

@@ -137,7 +137,8 @@ def test_seed_is_refused_in_production(app_config, tmp_path):
         **app_config, "APP_ENV": "production", "SECRET_KEY": "s" * 48,
         "DATA_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
         "WECHAT_APP_ID": "wx-prod", "WECHAT_APP_SECRET": "prod-secret",
-        "LEDGER_KEY_FILE": str(tmp_path / "ledger.key")})
+        "LEDGER_KEY_FILE": str(tmp_path / "ledger.key"),
+        "PASSWORD_HASH_PROFILE": "RFC_9106_LOW_MEMORY"})
     with production.app_context():
         with pytest.raises(DomainError) as refused:
             seed()

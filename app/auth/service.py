@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app import wechat
 from app.auth import throttle
-from app.auth.models import DONOR, STAFF_ROLES, StaffRegion, User
+from app.auth.models import ADMIN, DONOR, STAFF_ROLES, StaffRegion, User
 from app.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, needs_rehash, verify_password
 from app.auth.tokens import issue_access_token
 from app.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated, ValidationFailed
@@ -64,15 +64,16 @@ def login_staff(username: str, password: str, address: str) -> dict:
     user = db.session.execute(
         select(User).where(User.username == username.strip(), User.role.in_(STAFF_ROLES))
     ).scalar_one_or_none()
-    if not verify_password(user.password_hash if user else None, password):
+    profile = current_app.config["PASSWORD_HASH_PROFILE"]
+    if not verify_password(user.password_hash if user else None, password, profile):
         throttle.record_failure(username, address)
         log.info("staff login failed for a username from %s", address)
         raise Unauthenticated("invalid_credentials", "用户名或密码错误")
     if not user.active:
         raise Forbidden("account_disabled", "该账号已被停用")
-    throttle.clear_failures(username)
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+    throttle.record_success(username, address)
+    if needs_rehash(user.password_hash, profile):
+        user.password_hash = hash_password(password, profile)
     user.last_login_at = utcnow()
     db.session.commit()
     return token_response(user)
@@ -95,7 +96,8 @@ def create_staff(username: str, role: str, password: str, regions: Iterable[str]
                                errors={"region": ["必填"]})
     if db.session.execute(select(User.id).filter_by(username=username)).first():
         raise Conflict("conflict", f"用户名 {username} 已存在")
-    user = User(role=role, username=username, password_hash=hash_password(password),
+    password_hash = hash_password(password, current_app.config["PASSWORD_HASH_PROFILE"])
+    user = User(role=role, username=username, password_hash=password_hash,
                 display_name=display_name or username,
                 regions=[StaffRegion(region_code=code) for code in regions])
     db.session.add(user)
@@ -112,6 +114,8 @@ def update_staff(user_id: str, *, active: bool | None = None, role: str | None =
         raise NotFound("未找到该工作人员账号")
     if role is not None and role not in STAFF_ROLES:
         raise ValidationFailed(detail="角色取值无效", errors={"role": ["取值无效"]})
+    if active is False or (role is not None and role != ADMIN):
+        _keep_an_active_admin(user.id)
     if active is not None:
         user.active = active
     if role is not None:
@@ -131,6 +135,23 @@ def update_staff(user_id: str, *, active: bool | None = None, role: str | None =
     db.session.commit()
     log.info("staff account %s updated; old tokens revoked", user.username)
     return user
+
+
+def _keep_an_active_admin(user_id: str) -> None:
+    """Refuse (409 `last_admin`) a change that takes the last active admin away: without one,
+    nobody could manage staff accounts through the API any more.
+
+    Race-safe: the active admins' rows are locked (in id order, so two changes cannot deadlock)
+    until this transaction ends. Two admins disabling each other at once: the second waits for
+    the first to commit, and PostgreSQL re-checks its WHERE on the rows it waited for, so it sees
+    one active admin left (the one it is changing) and is refused."""
+    admins = db.session.execute(
+        select(User.id).where(User.role == ADMIN, User.active.is_(True))
+        .order_by(User.id).with_for_update()).scalars().all()
+    if admins == [user_id]:
+        db.session.rollback()
+        raise Conflict("last_admin", "这是最后一位启用中的管理员，不能停用或降级；"
+                                          "请先启用或创建另一位管理员")
 
 
 def list_staff() -> list[User]:

@@ -25,7 +25,7 @@ from app.extensions import db
 from app.media import images
 from app.media.signing import signed_url
 from app.media.storage import get_storage
-from app.queue import enqueue_after_commit
+from app.queue import ring_after_commit
 from app.txn import on_commit
 from app.types import new_id, utcnow
 from app.wishes.models import Wish
@@ -55,7 +55,7 @@ def submit_proof(donor: User, claim_id: str, photo: bytes, note: str | None,
                   note=note, status="processing", upload_key=upload_key)
     db.session.add(proof)
     idempotency.attach(record, "proof", proof.id)
-    enqueue_after_commit(db.session, "media", "workers.jobs.process_proof", proof.id)
+    _ring(proof.id)
     storage = get_storage()
     storage.put(upload_key, photo, _CONTENT_TYPES[fmt])
     try:
@@ -127,9 +127,16 @@ def requeue_stuck(older_than_seconds: int | None = None) -> int:
     ids = list(db.session.execute(select(Proof.id).where(
         Proof.status == "processing", Proof.created_at < cutoff)).scalars())
     for proof_id in ids:
-        enqueue_after_commit(db.session, "media", "workers.jobs.process_proof", proof_id)
+        _ring(proof_id)  # adds nothing while this proof's job is still waiting or running
     db.session.commit()
     return len(ids)
+
+
+def _ring(proof_id: str) -> None:
+    """The media job's doorbell, one job id per proof: a running job processes the proof
+    (no `again`), and the sweeper's repeated rings collapse into the one already queued."""
+    ring_after_commit(db.session, "media", "workers.jobs.process_proof", proof_id,
+                      key=f"proof-{proof_id}")
 
 
 def proofs_of(user: User, claim_id: str) -> list[Proof]:

@@ -8,7 +8,8 @@ sweepers never expire one claim twice.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+import math
+from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -19,7 +20,7 @@ from app.auth.models import MODERATOR, User
 from app.auth.policy import in_scope
 from app.claims import notices
 from app.claims.lifecycle import move
-from app.claims.models import Claim
+from app.claims.models import Claim, Proof
 from app.errors import Conflict, DomainError, Forbidden, NotFound
 from app.extensions import db
 from app.pagination import Page, keyset_page
@@ -103,13 +104,23 @@ def claim_wish(donor: User, wish_id: str, record=None, *, anonymous: bool = True
 
 
 def _schedule(claim: Claim) -> None:
-    """Doorbells for the claim's reminders and deadline (the sweeper is the safety net)."""
+    """Doorbells for the claim's reminders and deadline (the sweeper is the safety net).
+    Stable job ids: one deadline job per claim and deadline (an extension gets its own); one
+    reminder run per second, whatever the number of claims whose reminder falls in it."""
     schedule_after_commit(db.session, claim.due_at, "default", "workers.jobs.expire_claim",
-                          claim.id)
+                          claim.id, job_id=f"expire-{claim.id}-{_second(claim.due_at)}")
     for offset in _cfg("CLAIM_REMINDER_OFFSETS"):
         at = claim.due_at - timedelta(seconds=offset)
         if at > claim.claimed_at:
-            schedule_after_commit(db.session, at, "default", "workers.jobs.send_reminders")
+            schedule_after_commit(db.session, at, "default", "workers.jobs.send_reminders",
+                                  job_id=f"reminders-{_second(at)}")
+
+
+def _second(at: datetime) -> int:
+    """The whole second (rounded up, as the scheduler does) of a UTC time, naive or aware."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return math.ceil(at.timestamp())
 
 
 def get_claim_for(user: User, claim_id: str, *, lock: bool = False) -> Claim:
@@ -156,9 +167,33 @@ def _check_caseworker(user: User, claim: Claim) -> None:
         raise Forbidden("forbidden", "只有负责该区划的协理员可以确认或提出异议")
 
 
+# What the caseworker is told while the photo of a delivery cannot be looked at.
+_PHOTO_NOT_READY = {
+    None: "该认领还没有送达照片，不能确认",
+    "processing": "送达照片还在处理中，处理完成后才能确认，请稍后再试",
+    "failed": "送达照片处理失败，无法查看；请提出异议，让认领人重新上传",
+}
+
+
+def _check_photo_ready(claim: Claim) -> None:
+    """A caseworker confirms what the photo of this delivery shows, so it must be there to see:
+    the claim's latest proof (an earlier one belongs to a delivery disputed since) must be
+    processed. 409 `proof_not_ready` while it is processing, or if it failed (the caseworker
+    then disputes and the donor uploads again). A photo deleted because consent was withdrawn
+    is not waited for: it will never come back."""
+    status = db.session.execute(
+        select(Proof.status).where(Proof.claim_id == claim.id)
+        .order_by(Proof.created_at.desc(), Proof.id.desc()).limit(1)).scalar_one_or_none()
+    if status in _PHOTO_NOT_READY:
+        raise Conflict("proof_not_ready", _PHOTO_NOT_READY[status],
+                       extra={"proof_status": status})
+
+
 def confirm_claim(user: User, claim_id: str) -> Claim:
     claim = lock_claim_for(user, claim_id)
     _check_caseworker(user, claim)
+    if claim.status == "delivered":  # any other state is refused by move() as it stands
+        _check_photo_ready(claim)
     move(claim, "confirm", user.id)
     claim.confirmed_by = user.id
     for hook in _CONFIRM_HOOKS:

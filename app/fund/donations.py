@@ -64,7 +64,9 @@ def display_for(donation: Donation, donor: User | None = None) -> str:
 
 def create_donation(donor: User, data: dict[str, Any], record=None) -> tuple[Donation, dict | None]:
     """Record the pending donation (committed), then place its WeChat Pay order.
-    Returns the donation and the wx.requestPayment parameters."""
+    Returns the donation and the wx.requestPayment parameters. Without WeChat Pay (not
+    configured, or PAYMENTS_ENABLED=false) nothing is written: a pending row could never be paid."""
+    wechatpay.require_configured()
     donation = open_donation(donor, data, record)
     return donation, ensure_order(donation)
 

@@ -35,6 +35,13 @@ SUCCESS_EVENT = "TRANSACTION.SUCCESS"
 
 def handle_notification(headers: Mapping[str, str], body: bytes) -> Donation | None:
     """POST /payments/wechatpay/notify: verify, decrypt, settle. Raises a DomainError to refuse."""
+    if not wechatpay.is_configured():
+        # Orders placed before the fund was switched off may still be paid. Without the keys the
+        # notice cannot be verified; a 503 makes WeChat Pay deliver it again later (it retries
+        # for about a day), and reconciliation settles it once payments are back.
+        log.warning("payment notification received while payments are not configured (%s); "
+                    "answered 503 so WeChat Pay delivers it again", wechatpay.why_not_configured())
+        raise wechatpay.not_configured_error()
     parsed = wechatpay.parse_notification(headers, body)
     event_type = parsed["event"].get("event_type")
     if event_type != SUCCESS_EVENT:

@@ -18,12 +18,15 @@ from app.extensions import db
 from app.ledger import keys, merkle, note
 from app.ledger.entries import canonical
 from app.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerNode
-from app.queue import enqueue_after_commit
+from app.queue import ring_after_commit
 
 log = logging.getLogger(__name__)
 
 LOCK_KEY = 0x5EDCE7  # the advisory lock all ledger writers share
 DEV_KEY_NAME = "weixinyuan.localhost/ledger"
+
+
+CHECKPOINT_BELL = "ledger-checkpoint"  # the signing job's id (app.queue.ring)
 
 
 def _lock() -> None:
@@ -84,11 +87,12 @@ def append(kind: str, entry: dict, source_type: str, source_id: str) -> int:
                                source_type=source_type, source_id=source_id))
     db.session.add_all(new_nodes)
     db.session.flush()
-    # Publish: once this commits, a job signs a checkpoint covering it (one per transaction,
-    # however many entries it appended). The periodic ledger-checkpoint job rings again if
-    # this bell is lost.
-    enqueue_after_commit(db.session, "ledger", "workers.jobs.sign_checkpoint",
-                         dedupe_key="ledger-checkpoint")
+    # Publish: once this commits, a job signs a checkpoint covering it. One job id for all
+    # appends: a burst of commits adds nothing while a signing job waits, and one running
+    # already (it may have read the tree before this commit) runs once more (`again`). The
+    # periodic ledger-checkpoint job rings the same bell if this one is lost.
+    ring_after_commit(db.session, "ledger", "workers.jobs.sign_checkpoint",
+                      key=CHECKPOINT_BELL, again=True)
     return index
 
 

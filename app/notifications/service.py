@@ -14,12 +14,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
 from app.notifications.models import InboxNotification, OutboxMessage
-from app.queue import enqueue
-from app.redis_conn import get_redis
-from app.txn import on_commit
+from app.queue import ring_after_commit
 
 log = logging.getLogger(__name__)
 
+RELAY_BELL = "outbox-relay"  # the relay job's id (app.queue.ring)
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
@@ -36,10 +35,10 @@ def notify_donor(user_id: str, topic: str, payload: dict[str, Any], dedupe_key: 
     inserted = _insert_once(OutboxMessage, [{"dedupe_key": dedupe_key, "user_id": user_id,
                                              "topic": topic, "payload": payload}])
     if inserted:
-        # One doorbell per transaction: the relay sends everything pending when it runs.
-        connection = get_redis()  # taken now: the commit may happen outside an app context
-        on_commit(db.session, lambda: enqueue("notifications", "workers.jobs.relay_outbox",
-                                              connection=connection), key="outbox-relay")
+        # One doorbell, whatever the number of messages and transactions: the relay sends
+        # everything pending when it runs, and runs once more if it was already running.
+        ring_after_commit(db.session, "notifications", "workers.jobs.relay_outbox",
+                          key=RELAY_BELL, again=True)
 
 
 def notify_staff(user_ids: list[str], topic: str, title: str, body: str,

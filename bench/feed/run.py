@@ -99,8 +99,10 @@ def capture(app: harness.Server, paths: list[str]) -> bytes:
     return sorted(bodies, key=len)[len(bodies) // 2]
 
 
-def measure(args, url: str, work: Path) -> dict:
-    endpoints = [
+def measure(args, url: str, work: Path, endpoints: list | None = None) -> dict:
+    """Each (label, slug, paths) endpoint against a bare one serving a body of the same size
+    (default: the feed's endpoints; bench/site passes the public pages)."""
+    endpoints = endpoints or [
         ("feed (default sort)", "feed", [FEED]),
         ("feed (town+kind, newest)", "filtered", [FILTERED]),
         # What a crowd taps: the cards on the first five pages of the feed.
@@ -178,7 +180,7 @@ def _start_profile(server: harness.Server, seconds: float, name: str) -> subproc
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def report(args, measured: dict) -> None:
+def report(args, measured: dict, name: str = "feed") -> None:
     rows, saved = [], []
     for label, slug, _paths in measured["endpoints"]:
         app = harness.combine(measured["runs"][slug]["app"])
@@ -199,8 +201,8 @@ def report(args, measured: dict) -> None:
         print(f"note: load average reached {busy:.1f} on {os.cpu_count()} cores: other work "
               "shared the machine, so req/s (and the ratios) are lower than on a quiet one; "
               "cpu us/req is less affected.")
-    path = harness.save_results("feed", {
-        "benchmark": "feed", "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    path = harness.save_results(name, {
+        "benchmark": name, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "settings": {"gunicorn": measured["gunicorn"], "connections": args.connections,

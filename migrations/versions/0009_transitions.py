@@ -7,7 +7,7 @@ dropped. The downgrade makes the four tables again and moves each lifecycle's ro
 any other entity type, written by a later lifecycle, have no old table to go to and are lost).
 
 Revision ID: 0009_transitions
-Revises: 0007_claim_named
+Revises: 0008_idempotency_lease
 Create Date: 2026-12-07 19:20:00
 
 """
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0009_transitions'
-down_revision = '0007_claim_named'
+down_revision = '0008_idempotency_lease'
 branch_labels = None
 depends_on = None
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from app.claims.models import Claim
 from app.extensions import db
 from app.lifecycle import Transition
+from tests.factories import deliver_with_photo
 
 
 def _claim(client, donor, wish_id, key=None):
@@ -161,13 +162,9 @@ def test_my_claims_lists_only_mine(client, actors, staff):
 
 
 def _deliver(app, claim_id):
-    """Mark delivered through the service (the photo route is tested with the media battery)."""
-    from app.claims.service import mark_delivered
-
-    with app.app_context():
-        claim = db.session.get(Claim, claim_id)
-        mark_delivered(claim, claim.donor_id)
-        db.session.commit()
+    """Deliver with a processed photo, through the services (the photo route is tested with the
+    media battery)."""
+    deliver_with_photo(app, claim_id)
 
 
 def test_confirm_fulfils_the_wish_and_thanks_the_donor(client, actors, staff, app, open_wish):

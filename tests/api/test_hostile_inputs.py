@@ -9,6 +9,7 @@ page may take.
 """
 from __future__ import annotations
 
+import io
 import json
 import time
 import uuid
@@ -17,6 +18,7 @@ from typing import Any, Callable
 
 import pytest
 
+from app.text import UNSAFE_MESSAGE, unsafe_paths
 from tests.api.test_bad_input import assert_problem
 from tests.api.test_pii_crawl import fill, norm
 from tests.factories import beneficiary_payload, wish_payload
@@ -227,6 +229,11 @@ def _cases(body: dict, list_field: str | None, number_field: str | None) -> dict
         "NUL in a string": _with_text(body, long_field, "一副\\u0000老花镜"),
         "a lone surrogate in a string": _with_text(body, long_field, "一副\\ud800老花镜"),
         "NUL in a key": prefix + '"k\\u0000": 0}',
+        # the 422 names the key: a lone surrogate could not be written out (a 500)
+        "a lone surrogate as a key": prefix + '"\\udc00": 0}',
+        "a lone surrogate as the only key": '{"\\udc00": 1}',
+        "a lone surrogate as a nested key": prefix + '"x": {"\\ud800y": 0}}',
+        "NUL in a nested key": prefix + '"x": [{"k\\u0000": 0}]}',
     }
     for name, raw in cases.items():
         assert len(raw.encode()) < ONE_MIB, name
@@ -272,7 +279,9 @@ def _send_hostile(client, method, path, headers, raw, case):
     elapsed = time.monotonic() - started
     assert res.status_code in (400, 413, 422), (res.status_code, res.get_data(as_text=True)[:200])
     problem = assert_problem(res, res.status_code)
-    if "nested" in case:
+    # the problem may name what was refused, never repeat it raw
+    assert not unsafe_paths(problem), problem
+    if "nested" in case and "key" not in case:
         assert res.status_code == 400 and problem["code"] == "malformed_json", problem
     assert len(res.get_data()) <= MAX_PROBLEM_BYTES, f"{len(res.get_data())} bytes"
     assert elapsed < MAX_SECONDS, f"{elapsed:.1f} s"
@@ -401,6 +410,62 @@ def test_unsafe_characters_in_a_path_id_are_404_not_a_database_error(app, client
 def test_unsafe_characters_in_a_query_are_422(client, query):
     res = client.get(f"{API}/wishes?{query}")
     assert res.status_code == 422 and assert_problem(res, 422)["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("path, caller", [
+    (f"{API}/auth/staff", "public"), (f"{API}/auth/wechat", "public"),
+    (f"{API}/wishes", "cw"), (f"{API}/beneficiaries", "cw"),
+])
+def test_lone_surrogate_as_json_key_is_422_not_500(app, client, actors, path, caller):
+    """The 422 names the key it refuses, and a lone surrogate cannot be written out as UTF-8:
+    rendering the problem raised, and an unauthenticated request got a 500."""
+    world = World(app, client, actors)
+    headers = {} if caller == "public" else getattr(world, caller).headers
+    with nothing_written(app):
+        res = client.post(path, data=b'{"\\udc00": 1}', content_type="application/json",
+                          headers=headers)
+    problem = assert_problem(res, 422, "validation_error")
+    assert problem["errors"] == {"\\udc00": [UNSAFE_MESSAGE]}  # named in visible escapes
+    assert not unsafe_paths(problem)
+
+
+@pytest.mark.parametrize("raw, name", [
+    (b'{"wish": {"\\udc00": 1}}', "wish"), (b'{"a\\u0000b": 1}', "a\\u0000b"),
+    (b'{"\\ud800\\u0000": [1]}', "\\ud800\\u0000"),
+])
+def test_unsafe_json_keys_anywhere_are_422_named_in_visible_escapes(client, raw, name):
+    res = client.post(f"{API}/auth/staff", data=raw, content_type="application/json")
+    problem = assert_problem(res, 422, "validation_error")
+    assert problem["errors"] == {name: [UNSAFE_MESSAGE]}
+    assert name in problem["detail"] and not unsafe_paths(problem)
+
+
+def test_unsafe_keys_in_a_query_string_are_422_named_in_visible_escapes(client):
+    res = client.get(f"{API}/wishes?region%00x=3505")
+    problem = assert_problem(res, 422, "validation_error")
+    assert problem["errors"] == {"region\\u0000x": [UNSAFE_MESSAGE]}
+    assert not unsafe_paths(problem)
+
+
+def test_unsafe_keys_in_a_form_are_422_named_in_visible_escapes(app, client, actors):
+    world = World(app, client, actors)
+    claim_id = actors.claim(world.donor, world.open_id())["id"]
+    with nothing_written(app):
+        res = client.post(f"{API}/claims/{claim_id}/proofs",
+                          data={"note\x00": "已送到", "photo": (io.BytesIO(_jpeg()), "p.jpg",
+                                                               "image/jpeg")},
+                          headers=_idempotent(world.donor.headers))
+    problem = assert_problem(res, 422, "validation_error")
+    assert problem["errors"] == {"note\\u0000": [UNSAFE_MESSAGE]}
+    assert not unsafe_paths(problem)
+
+
+def _jpeg() -> bytes:
+    from PIL import Image
+
+    photo = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 20, 30)).save(photo, "JPEG")
+    return photo.getvalue()
 
 
 def test_a_proof_note_with_nul_is_422_and_stores_nothing(app, client, actors):

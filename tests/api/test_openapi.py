@@ -23,7 +23,8 @@ MULTIPART = {("post", "/api/v1/claims/{claim_id}/proofs")}
 
 
 def _exempt(endpoint: str) -> bool:
-    return endpoint == "static" or endpoint.startswith("api-docs.")
+    """Not API operations: static files, the document and its UI, the public site's pages."""
+    return endpoint == "static" or endpoint.startswith(("api-docs.", "public_site."))
 
 
 def _openapi_path(rule: str) -> str:
@@ -201,3 +202,98 @@ def test_tlog_tiles_are_documented_as_bytes_and_the_checkpoint_as_text(doc):
         assert success(path) == {"application/octet-stream": {
             "schema": {"type": "string", "format": "binary"}}}
         assert "404" in doc["paths"][path]["get"]["responses"]
+
+
+# --- what the server refuses, stated in the document -------------------------------------------
+
+NUL_SAMPLES = ["\x00", "a\x00b", "一副老花镜\x00"]
+
+
+def _string_schemas(doc: dict, schema: dict, where: str, seen: frozenset = frozenset()):
+    """(where, schema) for every string schema in `schema`, through refs, properties, items,
+    additionalProperties and allOf/anyOf/oneOf."""
+    ref = schema.get("$ref")
+    if ref:
+        if ref in seen:
+            return
+        seen, schema = seen | {ref}, _resolve(doc, schema)
+    types = schema.get("type")
+    if types == "string" or (isinstance(types, list) and "string" in types):
+        yield where, schema
+    for name, sub in (schema.get("properties") or {}).items():
+        yield from _string_schemas(doc, sub, f"{where}.{name}", seen)
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            yield from _string_schemas(doc, schema[key], f"{where}[{key}]", seen)
+    for key in ("allOf", "anyOf", "oneOf"):
+        for i, sub in enumerate(schema.get(key) or []):
+            yield from _string_schemas(doc, sub, f"{where}<{key}{i}>", seen)
+
+
+# WeChat Pay's notification is checked as signed bytes by WeChat Pay's rules, never parsed by
+# our schemas; its body is described by hand (miniprogram_api/donations.py).
+SIGNED_BODIES = {("post", "/api/v1/payments/wechatpay/notify")}
+
+
+def _input_strings(doc: dict):
+    """(where, schema) for every string a client sends in a request body or a query string."""
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method not in HTTP_METHODS or (method, path) in SIGNED_BODIES:
+                continue
+            for param in [*(item.get("parameters") or []), *(op.get("parameters") or [])]:
+                param = _resolve(doc, param)
+                if param["in"] == "query":
+                    yield from _string_schemas(doc, param["schema"],
+                                               f"{method} {path} ?{param['name']}")
+            body = _resolve(doc, op.get("requestBody") or {})
+            for media, content in (body.get("content") or {}).items():
+                yield from _string_schemas(doc, content.get("schema") or {},
+                                           f"{method} {path} <{media}>")
+
+
+def test_every_string_a_client_sends_carries_a_pattern_that_refuses_nul(doc):
+    """The server refuses NUL in every body, query and form string (a 422): a document that
+    does not say so calls such input valid (schemathesis' positive-data check flagged it). Each
+    pattern must also be one that Schemathesis' validator (jsonschema-rs, Rust's regex) reads: a
+    pattern naming the surrogates was refused there, and ignored."""
+    jsonschema_rs = pytest.importorskip("jsonschema_rs")
+    found = list(_input_strings(doc))
+    assert len(found) > 50  # the walk reaches the bodies and queries
+    missing = []
+    for where, schema in found:
+        if schema.get("format") == "binary":
+            continue  # a photo's bytes, not text
+        pattern = schema.get("pattern")
+        if pattern is None or any(re.search(pattern, s) for s in NUL_SAMPLES):
+            missing.append(f"{where}: {pattern!r}")
+            continue
+        validator = jsonschema_rs.validator_for({"type": "string", "pattern": pattern})
+        if any(validator.is_valid(s) for s in NUL_SAMPLES):
+            missing.append(f"{where}: {pattern!r} (as jsonschema-rs reads it)")
+    assert not missing, "\n".join(missing)
+
+
+def test_the_text_pattern_accepts_any_other_text(doc):
+    from app.text import SAFE_TEXT_PATTERN, is_unsafe
+
+    text = "".join(chr(c) for c in range(1, 0x3000)) + "一副老花镜😀\U0010ffff"
+    assert not is_unsafe(text) and re.search(SAFE_TEXT_PATTERN, text)
+    assert is_unsafe("\x00") and not re.search(SAFE_TEXT_PATTERN, "a\x00")
+    assert doc["components"]["schemas"]["WishCreateIn"]["properties"]["title"]["pattern"] \
+        == SAFE_TEXT_PATTERN
+
+
+@pytest.mark.parametrize("path, names", [
+    ("/api/v1/ledger/proof/inclusion", ["index", "tree_size"]),
+    ("/api/v1/ledger/proof/consistency", ["first", "second"]),
+])
+def test_ledger_proofs_document_the_422_for_sizes_the_log_has_not_reached(doc, path, names):
+    """A tree size beyond the ledger's, or an index past the tree: schema-valid (the size grows,
+    a schema cannot say it) and refused with 422. The document says so, for this operation."""
+    refused = doc["paths"][path]["get"]["responses"]["422"]
+    assert "$ref" not in refused  # not just the generic "the schema was not met"
+    assert all(name in refused["description"] for name in names), refused["description"]
+    assert "当前大小" in refused["description"]
+    assert _resolve(doc, refused["content"]["application/problem+json"]["schema"]) \
+        == _resolve(doc, {"$ref": "#/components/schemas/Problem"})

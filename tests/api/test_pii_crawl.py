@@ -6,7 +6,7 @@ GPS EXIF, XMP, IPTC and a comment), ledger entries of every kind that can be mad
 money donations. Internal-only fields (a disbursement's payee and note, a reversal's reason) are
 filled with the secrets, so a public view that shows them is caught.
 
-Then every GET route is fetched with its path filled by real ids of every kind (and a bogus one,
+Then every GET route (the public site's HTML pages too) is fetched with its path filled by real ids of every kind (and a bogus one,
 and the ID number itself as an id) by the public, by the donor who owns the objects and by a
 second donor who does not; every write route is sent a malformed body, an empty one and the
 beneficiary's identity as a body. No body and no header may contain the identity.
@@ -70,6 +70,8 @@ ID_SOURCES = {
     "donation_id": lambda w: [*w.donation_ids, BOGUS, SECRET_ID_NUMBER],
     "tile": lambda w: w.tiles(levels=True),
     "bundle": lambda w: w.tiles(levels=False),
+    # The public site's content-hashed files, an unhashed name and a path out of the folder.
+    "name": lambda w: [*w.app.extensions["site_assets"].by_url, "site.css", "../../app/config.py"],
 }
 
 
@@ -374,6 +376,8 @@ def assert_clean_any(res, where: str, *, schema_doc: bool = False) -> None:
             assert secret not in headers, f"{where}: headers contain {secret!r}"
         return
     assert_clean(res, where, schema_doc=schema_doc)
+    if res.mimetype == "text/html":  # the public site's pages: no birth year in the text either
+        assert not re.search(r"\b1950\b", res.get_data(as_text=True)), f"{where}: birth year"
 
 
 def _paths(rule, world, *, staff_only: bool) -> list[str]:
@@ -441,7 +445,9 @@ def test_crawl_of_every_route_as_public_and_donors_shows_no_identity_nor_photo_m
     # The crawl reached real objects, not only 404s.
     for rule, expected in {f"{API}/wishes/<wish_id>": 200, f"{API}/claims/<claim_id>": 200,
                            f"{API}/claims/<claim_id>/proofs": 200,
-                           f"{API}/media/<key>": 200}.items():
+                           f"{API}/media/<key>": 200, "/w/<wish_id>": 200, "/": 200,
+                           "/ledger": 200, "/fund": 200, "/stats": 200,
+                           "/assets/<name>": 200}.items():
         assert expected in statuses[rule], (rule, statuses[rule])
     if world.ledger_indexes:
         assert 200 in statuses[f"{API}/ledger/entries/<index>"]

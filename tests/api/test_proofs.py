@@ -102,6 +102,64 @@ def test_same_key_replays_the_upload_and_makes_one_proof(client, actors, staff, 
         assert len(db.session.execute(select(Proof)).scalars().all()) == 1
 
 
+def _confirm(client, caseworker, claim_id):
+    return client.post(f"/api/v1/claims/{claim_id}/confirm", headers=caseworker.headers)
+
+
+def test_the_caseworker_can_confirm_only_once_the_photo_is_processed(client, actors, staff, app):
+    caseworker = staff[0]
+    donor, wish, claim = _claimed(client, actors, staff)
+    proof = _upload(client, donor, claim["id"], _gps_photo()).get_json()
+    assert proof["status"] == "processing"
+
+    early = _confirm(client, caseworker, claim["id"])
+    assert early.status_code == 409, early.get_json()
+    assert early.mimetype == "application/problem+json"
+    body = early.get_json()
+    assert body["code"] == "proof_not_ready" and body["title"] == "送达照片尚未就绪"
+    assert "处理中" in body["detail"]
+    got = client.get(f"/api/v1/claims/{claim['id']}", headers=caseworker.headers).get_json()
+    assert got["status"] == "delivered"
+    assert client.get(f"/api/v1/wishes/{wish['id']}").get_json()["status"] == "delivered"
+    assert client.get("/api/v1/ledger/entries").get_json()["items"] == []
+
+    assert _process(app, proof["id"]) == "ready"
+    res = _confirm(client, caseworker, claim["id"])
+    assert res.status_code == 200 and res.get_json()["status"] == "confirmed"
+    assert client.get(f"/api/v1/wishes/{wish['id']}").get_json()["status"] == "fulfilled"
+
+
+def test_a_photo_that_could_not_be_processed_is_disputed_not_confirmed(client, actors, staff,
+                                                                        app):
+    """The confirm looks at the photo of this delivery, the latest: a ready photo of a delivery
+    disputed earlier does not stand in for it."""
+    from app.media.storage import get_storage
+
+    caseworker = staff[0]
+    donor, _, claim = _claimed(client, actors, staff)
+    lost = _upload(client, donor, claim["id"], _gps_photo(1)).get_json()
+    with app.app_context():
+        get_storage().delete(db.session.get(Proof, lost["id"]).upload_key)  # the file is lost
+    assert _process(app, lost["id"]) == "failed"
+    res = _confirm(client, caseworker, claim["id"])
+    assert res.status_code == 409 and res.get_json()["code"] == "proof_not_ready"
+    assert "处理失败" in res.get_json()["detail"]
+
+    dispute = client.post(f"/api/v1/claims/{claim['id']}/dispute", json={"reason": "照片打不开"},
+                          headers=caseworker.headers)
+    assert dispute.status_code == 200 and dispute.get_json()["status"] == "active"
+    first = _upload(client, donor, claim["id"], _gps_photo(2)).get_json()
+    assert _process(app, first["id"]) == "ready"
+    dispute = client.post(f"/api/v1/claims/{claim['id']}/dispute", json={"reason": "看不清物品"},
+                          headers=caseworker.headers)
+    assert dispute.status_code == 200
+    second = _upload(client, donor, claim["id"], _gps_photo(3)).get_json()
+    res = _confirm(client, caseworker, claim["id"])
+    assert res.status_code == 409 and res.get_json()["code"] == "proof_not_ready"
+    assert _process(app, second["id"]) == "ready"
+    assert _confirm(client, caseworker, claim["id"]).status_code == 200
+
+
 def test_proof_on_someone_elses_claim_is_404(client, actors, staff):
     _, _, claim = _claimed(client, actors, staff)
     res = _upload(client, actors.donor(), claim["id"], _gps_photo())

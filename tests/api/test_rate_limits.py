@@ -116,6 +116,53 @@ def test_a_crowd_behind_one_address_gets_through_with_the_default_limits(app, ac
     assert statuses == [201] + [409] * 59
 
 
+def test_a_retry_of_an_answered_claim_is_replayed_past_the_limit_and_costs_no_slot(
+        make_app, actors, staff):
+    limited = make_app(RATELIMIT_CLAIMS_USER="2/minute", RATELIMIT_CLAIMS_ADDRESS="3/minute")
+    client = limited.test_client()
+    donor = actors.donor()
+    wishes = [actors.open_wish(*staff) for _ in range(3)]
+
+    first = _claim(client, donor, wishes[0]["id"], key="phone-retry")
+    assert first.status_code == 201
+    for _ in range(3):  # replays: no slot of either budget is spent on them
+        retry = _claim(client, donor, wishes[0]["id"], key="phone-retry")
+        assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
+        assert retry.get_json() == first.get_json()
+    assert _claim(client, donor, wishes[1]["id"]).status_code == 201
+    # the per-user budget (2/minute) is spent now: a new key is refused, a retry is not
+    _assert_rate_limited(_claim(client, donor, wishes[2]["id"]))
+    retry = _claim(client, donor, wishes[0]["id"], key="phone-retry")
+    assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.get_json() == first.get_json()
+
+
+def test_a_donors_retry_after_the_donation_limit_gets_the_stored_order(make_app, actors,
+                                                                       fake_wechatpay):
+    limited = make_app(RATELIMIT_DONATIONS_USER="1/minute", RATELIMIT_DONATIONS_ADDRESS=BIG)
+    client = limited.test_client()
+    donor = actors.donor()
+
+    def donate(key):
+        return client.post("/api/v1/donations", json={
+            "amount_fen": 5000, "anonymous": True, "receipt_requested": False},
+            headers={**donor.headers, "Idempotency-Key": key})
+
+    first = donate("donate-once")
+    assert first.status_code == 201, first.get_json()
+    _assert_rate_limited(donate(str(uuid.uuid4())))
+    retry = donate("donate-once")
+    assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.get_json() == first.get_json()
+    assert len(fake_wechatpay.calls("/v3/pay/transactions/jsapi")) == 1
+    # the key reused for another request is told so, from the record, without any work either
+    other = client.post("/api/v1/donations", json={
+        "amount_fen": 6000, "anonymous": True, "receipt_requested": False},
+        headers={**donor.headers, "Idempotency-Key": "donate-once"})
+    assert other.status_code == 422 and other.get_json()["code"] == "idempotency_key_reused"
+    assert len(fake_wechatpay.calls("/v3/pay/transactions/jsapi")) == 1
+
+
 # --- photo uploads -----------------------------------------------------------------------------
 
 def test_upload_limit_refuses_before_the_photo_is_read(make_app, actors, staff):
@@ -183,8 +230,11 @@ def _make_staff(app, username):
         create_staff(username, "caseworker", PASSWORD, [TOWN])
 
 
-def test_staff_login_is_limited_per_username_from_any_address(make_app, app):
-    limited = make_app(RATELIMIT_LOGIN_USERNAME="2/minute", RATELIMIT_LOGIN_ADDRESS=BIG,
+def test_staff_login_attempts_are_limited_per_address_and_username_not_per_username(make_app,
+                                                                                     app):
+    """A budget per username alone could be spent by anyone, from anywhere, to keep its owner
+    out; per (address, username) it only stops the address spending it."""
+    limited = make_app(RATELIMIT_LOGIN_ADDRESS_USERNAME="2/minute", RATELIMIT_LOGIN_ADDRESS=BIG,
                        TRUSTED_PROXY_COUNT=1)
     client = limited.test_client()
     _make_staff(app, "cw-zhou")
@@ -192,14 +242,16 @@ def test_staff_login_is_limited_per_username_from_any_address(make_app, app):
 
     # right passwords count too: this is a limit on attempts, not failures
     assert _staff_login(client, "cw-zhou", address="203.0.113.1").status_code == 200
-    assert _staff_login(client, "cw-zhou", address="203.0.113.2").status_code == 200
+    assert _staff_login(client, "cw-zhou", address="203.0.113.1").status_code == 200
     # spelling the name differently is the same username
-    _assert_rate_limited(_staff_login(client, " CW-Zhou ", address="203.0.113.3"))
-    assert _staff_login(client, "cw-wu", address="203.0.113.3").status_code == 200
+    _assert_rate_limited(_staff_login(client, " CW-Zhou ", address="203.0.113.1"))
+    # the owner elsewhere, and a colleague at the same address, are not limited
+    assert _staff_login(client, "cw-zhou", address="203.0.113.2").status_code == 200
+    assert _staff_login(client, "cw-wu", address="203.0.113.1").status_code == 200
 
 
 def test_login_is_limited_per_address_across_both_login_routes(make_app, app):
-    limited = make_app(RATELIMIT_LOGIN_ADDRESS="3/minute", RATELIMIT_LOGIN_USERNAME=BIG,
+    limited = make_app(RATELIMIT_LOGIN_ADDRESS="3/minute", RATELIMIT_LOGIN_ADDRESS_USERNAME=BIG,
                        TRUSTED_PROXY_COUNT=1)
     client = limited.test_client()
     _make_staff(app, "cw-zheng")

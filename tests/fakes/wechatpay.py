@@ -6,9 +6,13 @@ folder; `app_settings()` is the WECHATPAY_* settings pointing an app at it.
 - Every request must carry a valid `Authorization: WECHATPAY2-SHA256-RSA2048 ...` signature by the
   merchant key (right mchid and serial, timestamp within 5 minutes); otherwise 401 SIGN_ERROR,
   unsigned (as WeChat Pay does for requests it cannot authenticate).
-- Every other answer is signed with the platform key (Wechatpay-Timestamp/-Nonce/-Signature/-Serial
-  over "timestamp\\nnonce\\nbody\\n"), unless `unsigned_responses` (no signature headers) or
-  `bad_signatures` (signed by a key that is not the platform key).
+- Every other answer is signed (Wechatpay-Timestamp/-Nonce/-Signature/-Serial over
+  "timestamp\\nnonce\\nbody\\n") with the key the request's `Wechatpay-Serial` header names, as
+  WeChat Pay picks it: the platform public key for its id (`PUB_KEY_ID_...`); without the header
+  (or naming another key) with the merchant's old platform certificate (`platform_cert_serial`),
+  as for a merchant migrating from certificates, which a public-key client must refuse. Unless
+  `unsigned_responses` (no signature headers) or `bad_signatures` (signed by a key that is not the
+  platform key).
 - `POST /v3/pay/transactions/jsapi` keeps the order in `orders[out_trade_no]` (what it received plus
   `trade_state` NOTPAY and `prepay_id`); placing the same order again answers the same prepay_id,
   different fields for a used out_trade_no answer 400 INVALID_REQUEST, a paid one 403 ORDERPAID.
@@ -72,6 +76,10 @@ class FakeWechatPay:
         self.app_id = "wx-test-app"
         self.mch_cert_serial = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
         self.platform_key_id = "PUB_KEY_ID_0114232134912410000000000000000"
+        # The platform certificate of a merchant migrating to public-key mode: WeChat Pay signs
+        # with it whenever a request does not name the public key in Wechatpay-Serial.
+        self.platform_cert_serial = "3775B6A45ACD588826D15E583A95F5DD6F2E1E1A"
+        self.platform_cert_key = new_rsa_key()
         self.api_v3_key = secrets.token_hex(16)  # 32 characters, as the merchant console sets
         self.merchant_key = new_rsa_key()
         self.platform_key = new_rsa_key()
@@ -345,11 +353,19 @@ class FakeWechatPay:
         headers = {"Content-Type": "application/json; charset=utf-8",
                    "Request-ID": str(uuid.uuid4())}
         if sign and not self.unsigned_responses:
+            key, serial = self._answer_key(handler.headers.get("Wechatpay-Serial"))
             headers.update(self.signed_headers(
-                body, sign_with=self._forger if self.bad_signatures else None))
+                body, sign_with=self._forger if self.bad_signatures else key, serial=serial))
             headers.pop("Content-Type")
             headers["Content-Type"] = "application/json; charset=utf-8"
         handler.send(status, body, headers)
+
+
+    def _answer_key(self, requested: str | None) -> tuple[rsa.RSAPrivateKey, str]:
+        """The key WeChat Pay signs an answer with, chosen by the request's Wechatpay-Serial."""
+        if requested == self.platform_key_id:
+            return self.platform_key, self.platform_key_id
+        return self.platform_cert_key, self.platform_cert_serial
 
 
 _STATE_DESC = {"SUCCESS": "支付成功", "NOTPAY": "订单未支付", "CLOSED": "订单已关闭",

@@ -1,7 +1,7 @@
 """POST /donations, GET /donations/{id}, GET /me/donations: a pending order placed at WeChat Pay."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from app.fund.models import Donation
 from tests.fund.conftest import count, donate
@@ -29,6 +29,24 @@ def test_donation_places_a_jsapi_order_and_returns_payment_parameters(app, clien
     assert order["time_expire"].endswith("+08:00")
     assert abs((expire - created).total_seconds() - 7200) < 2
     assert 6 <= len(body["id"]) <= 32
+
+
+def test_orders_and_queries_of_a_donation_carry_the_public_key_id_so_its_answer_verifies(
+        app, client, actors, fake_wechatpay):
+    """Without Wechatpay-Serial, WeChat Pay signs with the merchant's platform certificate while it
+    migrates, and the order came back `unknown_serial`: 503, the donation left pending."""
+    from app.fund.reconcile import reconcile_pending
+    from app.types import utcnow
+
+    res = donate(client, actors.donor(), 300)
+    assert res.status_code == 201, res.get_json()
+    with app.app_context():
+        assert reconcile_pending(now=utcnow() + timedelta(minutes=10)) == {"pending": 1}
+
+    calls = fake_wechatpay.requests
+    assert [c["method"] for c in calls] == ["POST", "GET"]
+    assert all(c["headers"].get("Wechatpay-Serial") == fake_wechatpay.platform_key_id
+               for c in calls)
 
 
 def test_the_same_idempotency_key_replays_and_places_one_order(client, actors, fake_wechatpay):

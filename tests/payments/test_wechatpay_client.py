@@ -69,6 +69,26 @@ def test_order_is_placed_with_a_valid_merchant_signature_and_the_exact_body(pay)
     assert pay.orders["DON20260101abc"]["trade_state"] == "NOTPAY"
 
 
+def test_every_request_names_the_platform_public_key_in_wechatpay_serial(pay):
+    """Public-key mode: like the official SDKs, every request carries the public key id, which
+    WeChat Pay uses to choose the key that signs its answer (a certificate otherwise)."""
+    _order()
+    wechatpay.query_order("DON20260101abc")
+    wechatpay.query_order("DON-never-placed")
+
+    assert [r["path"].split("/")[-1] for r in pay.requests] == [
+        "jsapi", "DON20260101abc", "DON-never-placed"]
+    assert {r["headers"].get("Wechatpay-Serial") for r in pay.requests} == {pay.platform_key_id}
+
+
+def test_an_answer_signed_with_the_old_platform_certificate_is_refused(pay, monkeypatch):
+    """A merchant migrating from certificates: a request that does not name the public key is
+    answered under the certificate, which this client does not trust."""
+    monkeypatch.setattr(pay, "platform_key_id", "PUB_KEY_ID_not_the_configured_one")
+
+    _raises("wechatpay_unavailable", 503, _order)
+
+
 def test_a_request_signed_with_another_key_is_refused_by_the_fake(app, pay, tmp_path,
                                                                  monkeypatch):
     from cryptography.hazmat.primitives import serialization
@@ -190,7 +210,17 @@ def test_without_merchant_settings_it_is_not_configured_and_refuses(app, pay, mo
     monkeypatch.setitem(app.config, "WECHATPAY_MCH_ID", None)
 
     assert wechatpay.is_configured() is False
-    _raises("wechatpay_unavailable", 503, _order)
+    error = _raises("payments_not_configured", 503, _order)
+    assert "Retry-After" not in error.headers  # waiting does not configure anything
+    assert pay.requests == []
+
+
+def test_with_payments_disabled_it_is_not_configured_though_every_setting_is_there(
+        app, pay, monkeypatch):
+    monkeypatch.setitem(app.config, "PAYMENTS_ENABLED", False)
+
+    assert wechatpay.is_configured() is False
+    _raises("payments_not_configured", 503, _order)
     assert pay.requests == []
 
 

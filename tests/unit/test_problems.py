@@ -39,7 +39,8 @@ def raise_sites() -> list[tuple[str, str, str, int | None]]:
     the source: `Conflict("code", ...)`, `NotFound(...)` (its default code), `AppError("code",
     409, ...)`, `problem(409, "code", ...)`, and tables of `(ErrorClass, "code", ...)`."""
     found = []
-    for path in sorted([*ROOT.glob("app/**/*.py"), *ROOT.glob("miniprogram_api/**/*.py")]):
+    for path in sorted([*ROOT.glob("app/**/*.py"), *ROOT.glob("miniprogram_api/**/*.py"),
+                        *ROOT.glob("public_site/**/*.py")]):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         where = str(path.relative_to(ROOT))
         for node in ast.walk(tree):
