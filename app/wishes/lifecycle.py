@@ -1,4 +1,4 @@
-"""The wish lifecycle as data (an `app.lifecycle.Lifecycle`), and the one function that moves a wish.
+"""The wish lifecycle as data (an `app.lifecycle.Lifecycle`) and the one function moving a wish.
 
 Every move is checked against the table, writes an audit row and tells the feed cache. Any move
 not in the table is 409 `invalid_transition` and changes nothing.
