@@ -25,7 +25,10 @@ def _summary(ben):
 @blp.response(201, BeneficiaryOut)
 @allow("caseworker")
 def create(body):
-    """登记受助人（协理员，限本人负责区划）；未满14周岁须监护人同意"""
+    """登记受助人（协理员，限本人负责区划）；未满14周岁须监护人同意
+
+    化名会公开显示：含有真实姓名（单独的姓氏除外）或身份证号、电话、住址的任何部分 → 422 pii_in_text。
+    """
     user = require_user()
     ben = service.create_beneficiary(user, body)
     return service.view_beneficiary(user, ben, reveal=False)
@@ -66,7 +69,7 @@ def access_log(ben_id):
 @blp.response(200, BeneficiaryOut)
 @allow("caseworker", "moderator")
 def withdraw_consent(ben_id):
-    """受助人撤回同意：心愿下架、照片删除、身份信息抹除；账本条目保留（仅含化名）"""
+    """受助人撤回同意：心愿下架、照片删除、身份信息抹除、化名替换；账本条目保留（不含受助人信息）"""
     user = require_user()
     ben = service.withdraw_consent(user, ben_id)
     return service.view_beneficiary(user, ben, reveal=False)

@@ -164,7 +164,7 @@ def update_profile(user: User, data: dict) -> User:
     """The caller's own profile. Today: the display name a donor typed in the mini-program's
     nickname field; the open ledger shows only its first character (陈*), and only for claims
     and donations made with `"anonymous": false`."""
-    from app.wishes.pii_scan import find_pii
+    from app.pii_scan import find_pii
 
     if "display_name" in data:
         name = " ".join(data["display_name"].split())  # no control characters, one space

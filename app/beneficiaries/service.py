@@ -17,6 +17,7 @@ from app.beneficiaries.models import (
 from app.errors import Forbidden, Invalid, NotFound, ValidationFailed
 from app.extensions import db
 from app.pagination import Page, keyset_page
+from app.pii_scan import refuse_pii
 from app.regions import validate_region_code
 from app.types import new_id, utcnow
 
@@ -45,6 +46,13 @@ def identity_of(ben: Beneficiary) -> dict[str, str | None]:
             for field in IDENTITY_FIELDS}
 
 
+def check_alias(alias: str, identity: dict[str, str | None]) -> None:
+    """The alias is public (the wish card, the feed): 422 `pii_in_text` if it holds the person's
+    name or a part of it (surname alone aside), any part of their ID number, phone or address,
+    or any phone, ID or card number. Every route that sets an alias goes through here."""
+    refuse_pii({"alias": alias}, identity, what="化名", alias_fields=("alias",))
+
+
 def create_beneficiary(actor: User, data: dict[str, Any]) -> Beneficiary:
     region = validate_region_code(data["region_code"])
     if not in_scope(actor, region):
@@ -55,6 +63,10 @@ def create_beneficiary(actor: User, data: dict[str, Any]) -> Beneficiary:
         if not id_number_is_valid(id_number):
             raise ValidationFailed(detail="身份证号码格式或校验位不正确",
                                    errors={"id_number": ["身份证号码无效"]})
+    values = {"real_name": data["real_name"].strip(), "id_number": id_number,
+              "phone": data.get("phone"), "address": data.get("address")}
+    alias = data["alias"].strip()
+    check_alias(alias, values)
     now = utcnow()
     age = now.year - data["birth_year"]
     if not 0 <= age <= MAX_AGE:
@@ -81,7 +93,7 @@ def create_beneficiary(actor: User, data: dict[str, Any]) -> Beneficiary:
 
     ben_id = new_id("ben")
     ben = Beneficiary(
-        id=ben_id, region_code=region, alias=data["alias"].strip(), birth_year=data["birth_year"],
+        id=ben_id, region_code=region, alias=alias, birth_year=data["birth_year"],
         categories=sorted(set(data["assessment"]["categories"])),
         level=data["assessment"]["level"], created_by=actor.id,
         consents=[Consent(kind=c["kind"], given_by=c["given_by"], relation=c.get("relation"),
@@ -89,8 +101,6 @@ def create_beneficiary(actor: User, data: dict[str, Any]) -> Beneficiary:
                           collected_at=now)
                   for c in data["consents"]],
     )
-    values = {"real_name": data["real_name"].strip(), "id_number": id_number,
-              "phone": data.get("phone"), "address": data.get("address")}
     for field, value in values.items():
         setattr(ben, f"{field}_enc", pii.encrypt(value, _context(ben_id, field)))
     db.session.add(ben)
@@ -151,8 +161,9 @@ def list_access_log(ben: Beneficiary) -> list[PiiAccess]:
 
 def withdraw_consent(actor: User, ben_id: str) -> Beneficiary:
     """Withdrawal of consent (PIPL art. 15): every wish leaves the public views, photos are
-    deleted, identity is erased. Ledger entries stay; they only ever named the alias, which is
-    replaced by a pseudonym here."""
+    deleted, identity is erased, the alias is replaced by a pseudonym. Ledger entries stay; new
+    ones name no beneficiary at all, and those written before the alias left the ledger keep the
+    alias they were written with (an append-only log cannot forget)."""
     from app.wishes.service import hide_wishes_of_beneficiary  # wishes depend on beneficiaries
 
     ben = get_beneficiary_for(actor, ben_id)

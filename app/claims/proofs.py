@@ -19,7 +19,9 @@ from app.beneficiaries.models import Beneficiary
 from app.beneficiaries.service import on_consent_withdrawn
 from app.claims import notices
 from app.claims.models import Claim, Proof
-from app.claims.service import get_claim_for, lock_claim_for, mark_delivered
+from app.claims.service import (
+    check_text_for_donor, get_claim_for, lock_claim_for, mark_delivered,
+)
 from app.errors import Conflict, DomainError, NotFound
 from app.extensions import db
 from app.media import images
@@ -43,6 +45,7 @@ def submit_proof(donor: User, claim_id: str, photo: bytes, note: str | None,
         raise NotFound("未找到该认领")
     if claim.status == "expired":
         raise Conflict("claim_expired", "认领已超时，不能再提交送达凭证")
+    check_text_for_donor(claim, {"note": note}, what="凭证备注")
     images.ensure_upload_size(len(photo), current_app.config["MAX_UPLOAD_BYTES"])
     fmt = images.sniff_format(photo[:16])
     images.inspect(photo, current_app.config["MAX_IMAGE_PIXELS"])  # before any lock is held

@@ -18,12 +18,14 @@ from sqlalchemy.exc import IntegrityError
 from app import idempotency
 from app.auth.models import MODERATOR, User
 from app.auth.policy import in_scope
+from app.beneficiaries.service import identity_of
 from app.claims import notices
 from app.claims.lifecycle import move
 from app.claims.models import Claim, Proof
 from app.errors import Conflict, DomainError, Forbidden, NotFound
 from app.extensions import db
 from app.pagination import Page, keyset_page
+from app.pii_scan import refuse_pii
 from app.queue import schedule_after_commit
 from app.types import utcnow
 from app.wishes.models import Wish
@@ -207,6 +209,7 @@ def confirm_claim(user: User, claim_id: str) -> Claim:
 def dispute_claim(user: User, claim_id: str, reason: str) -> Claim:
     claim = lock_claim_for(user, claim_id)
     _check_caseworker(user, claim)
+    check_text_for_donor(claim, {"reason": reason}, what="异议理由")
     now = utcnow()
     claim.due_at = now + timedelta(seconds=_cfg("DISPUTE_EXTENSION_SECONDS"))
     claim.dispute_count += 1
@@ -217,6 +220,12 @@ def dispute_claim(user: User, claim_id: str, reason: str) -> Claim:
     db.session.commit()
     log.info("claim %s disputed by %s; new due %s", claim.id, user.id, claim.due_at)
     return claim
+
+
+def check_text_for_donor(claim: Claim, texts: dict[str, str | None], *, what: str) -> None:
+    """Text passed between a claim's donor and its caseworker (a dispute reason, in the donor's
+    WeChat message too; a proof's note) carries no personal data, generic or the beneficiary's."""
+    refuse_pii(texts, identity_of(claim.wish.beneficiary), what=what)
 
 
 def mark_delivered(claim: Claim, actor_id: str) -> None:

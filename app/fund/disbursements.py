@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import select
 
 from app.auth.models import MODERATOR, User
-from app.errors import DomainError, Forbidden, Invalid, NotFound, ValidationFailed
+from app.beneficiaries.service import identity_of
+from app.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from app.extensions import db
 from app.fund import books
 from app.fund.errors import insufficient
@@ -22,9 +23,9 @@ from app.fund.models import Disbursement
 from app.ledger import entries, log as ledger
 from app.notifications.service import notify_staff
 from app.pagination import Page, keyset_page
+from app.pii_scan import refuse_pii
 from app.types import utcnow
 from app.wishes.models import Wish
-from app.wishes.pii_scan import find_pii
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +51,18 @@ def _check_wish(wish_id: str | None) -> Wish | None:
     return wish
 
 
-def _check_public_text(purpose: str) -> None:
-    """The purpose is published in the open ledger: no phone, ID or card numbers in it."""
-    found = find_pii(purpose)
-    if found:
-        raise Invalid("pii_in_text", "拨付用途会公开显示在账本中，请删去其中的个人信息",
-                      errors={"purpose": [f"包含{f['kind']}：{f['text']}" for f in found]})
+def _check_public_text(purpose: str, wish: Wish | None) -> None:
+    """The purpose is published in the open ledger: no phone, ID or card numbers in it, nor
+    (for a wish) its beneficiary's name, numbers or address."""
+    identity = identity_of(wish.beneficiary) if wish is not None else None
+    refuse_pii({"purpose": purpose}, identity, what="拨付用途（会公开显示在账本中）")
 
 
 def request_disbursement(moderator: User, data: dict[str, Any]) -> Disbursement:
     """A moderator asks to pay out of the fund; 409 insufficient_funds above today's balance."""
     amount = data["amount_fen"]
     wish = _check_wish(data.get("wish_id"))
-    _check_public_text(data["purpose"])
+    _check_public_text(data["purpose"], wish)
     current = books.balance()
     if amount > current:
         raise insufficient(current, amount)
@@ -94,7 +94,7 @@ def get_disbursement(disbursement_id: str, *, lock: bool = False) -> Disbursemen
 def ledger_entry(item: Disbursement) -> dict:
     wish = item.wish
     return entries.entry("disbursement", wish_id=wish.id if wish else None,
-                         alias=wish.beneficiary.alias if wish else None, item=item.purpose,
+                         town=entries.town_of_wish(wish), item=item.purpose,
                          value_fen=item.amount_fen, at=item.decided_at or utcnow(),
                          donor=FUND_NAME)
 

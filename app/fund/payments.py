@@ -93,7 +93,7 @@ def ledger_entry(donation: Donation) -> dict:
     wish = donation.wish
     return entries.entry(
         "money_donation", wish_id=wish.id if wish else None,
-        alias=wish.beneficiary.alias if wish else None,
+        town=entries.town_of_wish(wish),
         item=(wish.item or wish.title) if wish else FUND_NAME, value_fen=donation.amount_fen,
         at=donation.paid_at, donor=display_for(donation))
 

@@ -22,6 +22,7 @@ from app.fund.models import FundReversal
 from app.ledger import entries, log as ledger
 from app.ledger.models import LedgerEntry
 from app.types import utcnow
+from app.wishes.models import Wish
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,11 @@ def reverse_entry(moderator: User, index: int, reason: str) -> FundReversal:
 
     body = json.loads(bytes(original.leaf).decode("utf-8"))
     now = utcnow()
+    town = body.get("town")
+    if town is None and body.get("wish_id"):  # an entry from before entries named their town
+        town = entries.town_of_wish(db.session.get(Wish, body["wish_id"]))
     reversal = entries.reversal(index, bytes(original.leaf_hash), wish_id=body.get("wish_id"),
-                                alias=body.get("alias"), item=body.get("item"),
+                                town=town, item=body.get("item"),
                                 value_fen=body.get("value_fen") or 0, at=now)
     source_id = str(index)
     if postings:

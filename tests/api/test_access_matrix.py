@@ -303,7 +303,7 @@ class World:
         from app.extensions import db
         from app.ledger import entries, log
 
-        fields = dict(wish_id=None, alias=None, item="书包", value_fen=100,
+        fields = dict(wish_id=None, town=None, item="书包", value_fen=100,
                       at=datetime(2026, 1, 1, tzinfo=timezone.utc))
         with self.app.app_context():
             index = log.append("in_kind_fulfilment", entries.entry("in_kind_fulfilment", **fields),

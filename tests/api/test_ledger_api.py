@@ -54,7 +54,7 @@ def test_confirmed_claim_is_one_entry_whose_exact_bytes_are_in_the_signed_tree(
     assert leaf == canonical(item["entry"])
     assert item["entry"]["kind"] == "in_kind_fulfilment" and item["entry"]["wish_id"] == wish["id"]
     assert item["entry"]["value_fen"] == 80000 and item["entry"]["donor"] == "爱心人士"
-    assert item["entry"]["alias"] == "林阿婆" and item["entry"]["at"].endswith("Z")
+    assert item["entry"]["town"] == "350505101" and item["entry"]["at"].endswith("Z")
     assert client.get(f"{L}/entries/0").get_json() == item
 
     size, root = _checkpoint(client)
@@ -134,9 +134,9 @@ def test_entries_never_name_the_beneficiary_or_the_donor(client, app, actors, st
     text = base64.b64decode(item["leaf_b64"]).decode("utf-8") + json.dumps(item,
                                                                           ensure_ascii=False)
     for secret in (SECRET_NAME, SECRET_ID_NUMBER, SECRET_PHONE, SECRET_ADDRESS, openid, donor_id,
-                   claim["id"]):
+                   claim["id"], "林阿婆"):  # not even the public alias
         assert secret not in text, secret
-    assert set(item["entry"]) == {"kind", "wish_id", "alias", "item", "value_fen", "at", "donor"}
+    assert set(item["entry"]) == {"kind", "wish_id", "town", "item", "value_fen", "at", "donor"}
 
 
 def test_key_is_a_c2sp_verifier_key_named_by_the_origin(client):

@@ -4,7 +4,10 @@ The world: the beneficiary seeded with the factory's SECRET_* identity (born 195
 their wishes in every state, a donor's claims in every state with photo proofs (the photos carry
 GPS EXIF, XMP, IPTC and a comment), ledger entries of every kind that can be made here, and
 money donations. Internal-only fields (a disbursement's payee and note, a reversal's reason) are
-filled with the secrets, so a public view that shows them is caught.
+filled with the secrets, so a public view that shows them is caught. Every text a donor sees or
+sends (dispute and reject reasons, proof notes, withdrawal reasons) is first tried with the
+identity in it, plainly and dodged (full-width digits, a split name): each try must be refused
+422 `pii_in_text`, and then a clean dispute reason reaches the donor's claim and WeChat message.
 
 Then every GET route (the public site's HTML pages too) is fetched with its path filled by real ids of every kind (and a bogus one,
 and the ID number itself as an id) by the public, by the donor who owns the objects and by a
@@ -305,6 +308,42 @@ class CrawlWorld:
         c["confirmed"] = c.pop("delivered_jpeg")
         self._post(f"{API}/claims/{c['confirmed']}/confirm", self.cw)
 
+    def seed_texts(self) -> None:
+        """The identity tried in every text another person sees; each refused. Then a clean
+        dispute, so the donor's claim and WeChat message carry a reason the crawl reads."""
+        full_width = SECRET_PHONE.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+        tries = (f"{SECRET_NAME} {SECRET_PHONE}", f"{SECRET_NAME[0]} {SECRET_NAME[1:]}",
+                 f"电话{full_width}", f"住在{SECRET_ADDRESS}", f"证件{SECRET_ID_NUMBER}")
+        w, c = self.wish_ids, self.claim_ids
+        pending = self.actors.submitted_wish(self.cw, beneficiary_id=self.ben["id"])["id"]
+        for text in tries:
+            for path, who, body in (
+                    (f"wishes/{pending}/reject", self.mod, {"reason": text}),
+                    (f"wishes/{w['open']}/withdraw", self.cw, {"reason": text}),
+                    (f"claims/{c['delivered_png']}/dispute", self.cw, {"reason": text})):
+                res = self.client.post(f"{API}/{path}", json=body, headers=who.headers)
+                assert res.status_code == 422 and res.get_json()["code"] == "pii_in_text", \
+                    (path, text, res.get_json())
+            res = self.client.post(f"{API}/claims/{c['active']}/proofs", data={
+                "note": text, "photo": (io.BytesIO(encode(scene((64, 64)), "JPEG")), "p.jpg")},
+                content_type="multipart/form-data",
+                headers={**self.owner.headers, "Idempotency-Key": str(uuid.uuid4())})
+            assert res.status_code == 422 and res.get_json()["code"] == "pii_in_text", \
+                ("proof note", text, res.get_json())
+        self._post(f"{API}/claims/{c['delivered_png']}/dispute", self.cw,
+                   {"reason": "照片看不清，请补拍一张"})
+
+    def outbox_payloads(self) -> str:
+        """Everything queued for donors' WeChat messages, as text."""
+        import json
+
+        from app.extensions import db
+        from app.notifications.models import OutboxMessage
+
+        with self.app.app_context():
+            return json.dumps([m.payload for m in db.session.query(OutboxMessage)],
+                              ensure_ascii=False)
+
     def seed_money(self) -> None:
         """A paid donation to a wish and an anonymous one, a disbursement with the secrets in its
         internal fields, and a reversal whose reason is the phone number (if the routes exist)."""
@@ -358,6 +397,7 @@ def world(app, client, actors, fake_wechatpay):
     w = CrawlWorld(app, client, actors, fake_wechatpay)
     w.seed_wishes()
     w.seed_claims(laden_photos())
+    w.seed_texts()
     w.seed_money()
     w.collect()
     return w
@@ -427,6 +467,13 @@ def test_crawl_of_every_route_as_public_and_donors_shows_no_identity_nor_photo_m
             gets += 1
     _every_reachable_photo_is_a_bare_jpeg(client, world)
     _the_crawl_could_fail(client, world)
+    disputed = client.get(f"{API}/claims/{world.claim_ids['delivered_png']}",
+                          headers=world.owner.headers).get_json()
+    assert disputed["last_dispute_reason"] == "照片看不清，请补拍一张"
+    messages = world.outbox_payloads()
+    assert "照片看不清" in messages
+    for secret in SECRETS:
+        assert secret not in messages, f"a WeChat message carries {secret!r}"
     # Writes last: some succeed (a donor's own release, a new claim) and change the world.
     for method, rule in _routes(app):
         if method not in WRITE_METHODS:

@@ -20,8 +20,8 @@ AT = datetime(2026, 11, 25, 8, 30, 15, 123456, tzinfo=timezone.utc)
 
 
 def _entry(n: int) -> dict:
-    return entries.entry("in_kind_fulfilment", wish_id=f"wsh_{n}", alias=f"小{n}", item="书包",
-                         value_fen=100 + n, at=AT)
+    return entries.entry("in_kind_fulfilment", wish_id=f"wsh_{n}", town="350505101",
+                         item="书包", value_fen=100 + n, at=AT)
 
 
 def _append(n: int, source: str | None = None) -> int:
@@ -38,12 +38,12 @@ def _get_node(level: int, index: int) -> bytes:
 def test_canonical_json_is_sorted_compact_utf8_and_the_time_is_rfc3339_z():
     data = entries.canonical(_entry(1))
     assert data.decode("utf-8") == (
-        '{"alias":"小1","at":"2026-11-25T08:30:15Z","donor":"爱心人士","item":"书包",'
-        '"kind":"in_kind_fulfilment","value_fen":101,"wish_id":"wsh_1"}')
+        '{"at":"2026-11-25T08:30:15Z","donor":"爱心人士","item":"书包",'
+        '"kind":"in_kind_fulfilment","town":"350505101","value_fen":101,"wish_id":"wsh_1"}')
 
 
 def test_reversal_names_the_index_and_leaf_hash_it_reverses():
-    rev = entries.reversal(7, b"\xab" * 32, wish_id="wsh_1", alias="小1", item="书包",
+    rev = entries.reversal(7, b"\xab" * 32, wish_id="wsh_1", town="350505101", item="书包",
                            value_fen=101, at=AT)
     assert rev["kind"] == "reversal" and rev["reverses_index"] == 7
     assert rev["reverses_leaf_hash"] == "ab" * 32

@@ -135,7 +135,7 @@ class TileReader:
 # ---- helpers on the app side ---------------------------------------------------------------------
 
 def _entry_of(n: int) -> dict:
-    return entries.entry("in_kind_fulfilment", wish_id=f"wsh_{n}", alias=f"小{n}",
+    return entries.entry("in_kind_fulfilment", wish_id=f"wsh_{n}", town="350505101",
                          item="书包" * (n % 5 + 1), value_fen=100 + n, at=AT)
 
 
