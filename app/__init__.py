@@ -89,12 +89,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     with app.app_context():  # the document shows this app's settings (e.g. DONATION_MAX_FEN)
         miniprogram_api.register(api)
 
-    from app.errors import register_error_handlers, request_id
+    from miniprogram_api.problems import register_error_handlers, request_id
     register_error_handlers(app)  # after api.init_app, so ours replace flask-smorest's
 
     from miniprogram_api.policy import check_access
 
-    from app.errors import AppError
+    from app.errors import NotFound
     from app.text import is_unsafe
 
     @app.before_request
@@ -102,7 +102,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         request_id()
         check_access(app)
         if is_unsafe(request.path):  # `%00` in an id: no such object (and no database error)
-            raise AppError("not_found", 404, "未找到该资源")
+            raise NotFound("未找到该资源")
 
     @app.after_request
     def _headers(response):

@@ -8,7 +8,7 @@ from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
 from app.config import ConfigError
-from app.errors import AppError
+from app.errors import DomainError
 from app.ledger.keygen import keygen_command
 
 staff_cli = AppGroup("staff", help="Manage staff accounts.")
@@ -27,7 +27,7 @@ def pii_reencrypt_command():
     click.echo(f"re-encrypted {reencrypt_identities()} identity fields under the current key")
 
 
-def _fail(exc: AppError) -> None:
+def _fail(exc: DomainError) -> None:
     click.echo(f"error: {exc.detail}", err=True)
     if exc.errors:
         for field, messages in exc.errors.items():
@@ -49,7 +49,7 @@ def create_staff_command(username, role, regions, display_name, password_stdin):
     password = sys.stdin.readline().rstrip("\r\n")
     try:
         user = create_staff(username, role, password, regions, display_name)
-    except AppError as exc:
+    except DomainError as exc:
         _fail(exc)
     click.echo(f"created {user.role} {user.username} ({user.id})"
                + (f" regions {','.join(user.region_codes)}" if user.region_codes else ""))
@@ -69,7 +69,7 @@ def _set_active(username: str, active: bool) -> None:
         sys.exit(1)
     try:
         update_staff(user.id, active=active)
-    except AppError as exc:  # e.g. 409 last_admin
+    except DomainError as exc:  # e.g. 409 last_admin
         _fail(exc)
     click.echo(f"{'enabled' if active else 'disabled'} {username}")
 
@@ -95,7 +95,7 @@ def seed_command():
 
     try:
         summary = seed()
-    except AppError as exc:
+    except DomainError as exc:
         _fail(exc)
     for line in summary:
         click.echo(line)

@@ -23,7 +23,7 @@ from app.auth.service import create_staff
 from app.beneficiaries.models import Beneficiary
 from app.beneficiaries.service import create_beneficiary
 from app.divisions import NAMES, full_name
-from app.errors import AppError
+from app.errors import Conflict, Forbidden
 from app.extensions import db
 from app.types import utcnow
 from app.uow import unit_of_work
@@ -121,11 +121,11 @@ def seed() -> list[str]:
     """Load the demo data set and return a printable summary. Refuses production and non-empty
     databases."""
     if current_app.config["APP_ENV"] == "production":
-        raise AppError("forbidden", 403, "生产环境（APP_ENV=production）不能载入演示数据")
+        raise Forbidden("forbidden", "生产环境（APP_ENV=production）不能载入演示数据")
     existing = sum(db.session.scalar(select(func.count()).select_from(model))
                    for model in (User, Beneficiary, Wish))
     if existing:
-        raise AppError("conflict", 409,
+        raise Conflict("conflict",
                        f"数据库不是空的（已有 {existing} 条账号、受助人或心愿记录）："
                        "演示数据只能载入空数据库。请换一个空数据库，或删除 SQLite 文件后重新 "
                        "flask --app wsgi db upgrade。")

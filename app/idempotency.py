@@ -36,7 +36,7 @@ from sqlalchemy import (JSON, ForeignKey, Integer, LargeBinary, String, UniqueCo
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.errors import AppError
+from app.errors import BadRequest, Conflict, DomainError, Invalid, ValidationFailed
 from app.extensions import db
 from app.types import UTCDateTime, utcnow
 from app.uow import reset, unit_of_work, use_case
@@ -91,9 +91,9 @@ def _held(hold: Hold):
     return IdempotencyRecord.id == hold.record_id, IdempotencyRecord.owner == hold.owner
 
 
-def _in_use() -> AppError:
-    return AppError("idempotency_key_in_use", 409, "相同 Idempotency-Key 的请求正在处理中，请稍后重试",
-                    headers={"Retry-After": "1"})
+def _in_use() -> DomainError:
+    return Conflict("idempotency_key_in_use", "相同 Idempotency-Key 的请求正在处理中，请稍后重试",
+                    retry_after=1)
 
 
 def fingerprint(method: str, path: str, parts: list[bytes]) -> str:
@@ -105,12 +105,12 @@ def fingerprint(method: str, path: str, parts: list[bytes]) -> str:
 
 def validate_key(key: str | None) -> str:
     if key is None or not key.strip():
-        raise AppError("idempotency_key_required", 400,
-                       "此操作需要 Idempotency-Key 请求头，以便网络重试时不会重复执行")
+        raise BadRequest("idempotency_key_required",
+                         "此操作需要 Idempotency-Key 请求头，以便网络重试时不会重复执行")
     key = key.strip()
     if len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise AppError("validation_error", 422, "Idempotency-Key 过长或含有不可见字符",
-                       errors={"Idempotency-Key": ["格式不正确"]})
+        raise ValidationFailed(detail="Idempotency-Key 过长或含有不可见字符",
+                               errors={"Idempotency-Key": ["格式不正确"]})
     return key
 
 
@@ -145,8 +145,8 @@ def _existing(existing: IdempotencyRecord, fp: str, owner: str,
               lease: timedelta) -> Hold | Replay:
     """Inside begin's unit of work, with the record locked: raising writes nothing."""
     if existing.fingerprint != fp:
-        raise AppError("idempotency_key_reused", 422,
-                       "该 Idempotency-Key 已用于另一个不同的请求，请换一个新的")
+        raise Invalid("idempotency_key_reused",
+                      "该 Idempotency-Key 已用于另一个不同的请求，请换一个新的")
     if existing.state == "done":
         return Replay(existing.response_status, existing.response_headers or {},
                       existing.response_body or b"")

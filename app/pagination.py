@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import Select, and_, or_, tuple_
 
-from app.errors import AppError
+from app.errors import Invalid
 from app.extensions import db
 from app.settings import settings
 from app.types import isoformat
@@ -60,8 +60,8 @@ def decode_cursor(kind: str, token: str, width: int) -> list[Any]:
             raise ValueError("cursor for another list")
         return [_decode_value(v) for v in data["v"]]
     except (BadData, ValueError, TypeError, KeyError):
-        raise AppError("invalid_cursor", 422, "分页游标无效或已被修改",
-                       errors={"cursor": ["无效的游标"]}) from None
+        raise Invalid("invalid_cursor", "分页游标无效或已被修改",
+                      errors={"cursor": ["无效的游标"]}) from None
 
 
 def after_condition(columns: Sequence, directions: Sequence[str], values: Sequence[Any]):

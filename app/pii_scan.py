@@ -26,7 +26,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from app.errors import AppError
+from app.errors import Invalid
 
 LABELS = {"phone": "电话号码", "id_number": "身份证号", "bank_card": "银行卡号",
           "real_name": "真实姓名", "address": "住址"}
@@ -260,6 +260,6 @@ def refuse_pii(texts: Mapping[str, str | None], identity: Identity | Mapping | s
             findings[field] = hits
     if findings:
         kinds = sorted({hit["kind"] for hits in findings.values() for hit in hits})
-        raise AppError("pii_in_text", 422,
-                       f"{what}含有个人敏感信息（" + "、".join(LABELS[k] for k in kinds)
-                       + "），请删除后再提交", errors=findings)
+        raise Invalid("pii_in_text",
+                      f"{what}含有个人敏感信息（" + "、".join(LABELS[k] for k in kinds)
+                      + "），请删除后再提交", errors=findings)

@@ -5,8 +5,7 @@ import base64
 import secrets
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
 
@@ -55,14 +54,3 @@ class UTCDateTime(TypeDecorator):
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
 
-
-class TransitionAudit:
-    """Columns of a lifecycle audit row: who moved the object from what to what, when and why.
-    Each lifecycle's table adds its own id and the foreign key to the object it audits."""
-
-    from_status: Mapped[str | None] = mapped_column(String(16))
-    to_status: Mapped[str] = mapped_column(String(16))
-    action: Mapped[str] = mapped_column(String(24))
-    actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
-    reason: Mapped[str | None] = mapped_column(String(500))
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

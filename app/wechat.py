@@ -12,17 +12,17 @@ from dataclasses import dataclass
 import redis
 import requests
 
-from app.errors import AppError
+from app.errors import DomainError, Forbidden, TooManyAttempts, Unauthenticated, Unavailable
 from app.settings import settings
 
 log = logging.getLogger(__name__)
 
-# errcode -> (our code, HTTP status, Chinese detail) for jscode2session.
+# errcode -> (our error, its code, Chinese detail) for jscode2session.
 _LOGIN_ERRORS = {
-    40029: ("wechat_code_invalid", 401, "微信登录凭证无效或已使用，请重新登录"),
-    40163: ("wechat_code_invalid", 401, "微信登录凭证已被使用，请重新登录"),
-    45011: ("wechat_rate_limited", 429, "微信登录过于频繁，请稍后再试"),
-    40226: ("wechat_user_blocked", 403, "该微信用户存在风险，已被限制登录"),
+    40029: (Unauthenticated, "wechat_code_invalid", "微信登录凭证无效或已使用，请重新登录"),
+    40163: (Unauthenticated, "wechat_code_invalid", "微信登录凭证已被使用，请重新登录"),
+    45011: (TooManyAttempts, "wechat_rate_limited", "微信登录过于频繁，请稍后再试"),
+    40226: (Forbidden, "wechat_user_blocked", "该微信用户存在风险，已被限制登录"),
 }
 
 
@@ -32,9 +32,9 @@ class WechatSession:
     unionid: str | None
 
 
-def _unavailable(reason: str) -> AppError:
-    return AppError("wechat_unavailable", 503, "微信服务暂时不可用，请稍后再试",
-                    headers={"Retry-After": "5"}, extra={"reason": reason})
+def _unavailable(reason: str) -> DomainError:
+    return Unavailable("wechat_unavailable", "微信服务暂时不可用，请稍后再试",
+                       retry_after=5, extra={"reason": reason})
 
 
 def _get(path: str, params: dict) -> dict:
@@ -71,8 +71,8 @@ def code_to_session(code: str) -> WechatSession:
     if errcode:
         log.info("wechat jscode2session errcode=%s", errcode)
         if errcode in _LOGIN_ERRORS:
-            code_, status, detail = _LOGIN_ERRORS[errcode]
-            raise AppError(code_, status, detail)
+            kind, code_, detail = _LOGIN_ERRORS[errcode]
+            raise kind(code_, detail)
         raise _unavailable(f"errcode {errcode}")
     openid = body.get("openid")
     if not isinstance(openid, str) or not openid:

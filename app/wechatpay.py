@@ -6,21 +6,23 @@ public key in `Wechatpay-Serial` (so WeChat Pay signs its answer with that key),
 notification is verified with the platform public key named WECHATPAY_PLATFORM_PUBLIC_KEY_ID, and
 notification resources are decrypted with the APIv3 key (AEAD_AES_256_GCM).
 
-Errors (AppError):
-- `payments_not_configured` 503, no Retry-After: PAYMENTS_ENABLED=false or a merchant setting
-  missing (development); nothing is sent. Only an operator can change that.
-- `wechatpay_unavailable` 503: unreachable, timeout, 5xx, 429, a redirect, a body
+Errors (typed, `app.errors`; their HTTP statuses are the edge's catalogue's):
+- `payments_not_configured` (Unavailable, 503, no Retry-After): PAYMENTS_ENABLED=false or a
+  merchant setting missing (development); nothing is sent. Only an operator can change that.
+- `wechatpay_unavailable` (Unavailable, 503): unreachable, timeout, 5xx, 429, a redirect, a body
   that is not JSON, an unsigned 2xx or a badly signed answer of any status (WeChat Pay signs every
   answer to a correctly signed request; an unsigned success is forged by its own documentation).
   Retrying later may help.
-- `wechatpay_rejected` 502: WeChat Pay answered 4xx with an error code (PARAM_ERROR, ORDERPAID,
-  INVALID_REQUEST, SIGN_ERROR, ...). Retrying the same request will not help; the code is in
-  `extra["wechatpay_code"]`. 502 because the failure is upstream, not in the client's request.
-- `payment_notification_invalid` 401: a notification whose signature headers are missing or bad,
-  whose serial is not our platform key, whose timestamp is more than 300 s off, or whose signature
-  does not match the body. (WeChat Pay sends such probes on purpose; 401 is the expected answer.)
-- `payment_notification_malformed` 400: correctly signed, but the body or the decrypted resource is
-  not what a notification is.
+- `wechatpay_rejected` (UpstreamRefused, 502): WeChat Pay answered 4xx with an error code
+  (PARAM_ERROR, ORDERPAID, INVALID_REQUEST, SIGN_ERROR, ...). Retrying the same request will not
+  help; the code is in `extra["wechatpay_code"]`. 502 because the failure is upstream, not in the
+  client's request.
+- `payment_notification_invalid` (Unauthenticated, 401): a notification whose signature headers
+  are missing or bad, whose serial is not our platform key, whose timestamp is more than 300 s
+  off, or whose signature does not match the body. (WeChat Pay sends such probes on purpose; 401
+  is the expected answer.)
+- `payment_notification_malformed` (BadRequest, 400): correctly signed, but the body or the
+  decrypted resource is not what a notification is.
 
 The APIv3 key, the private key and the payer's full openid are never logged.
 """
@@ -35,7 +37,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Mapping
 from urllib.parse import quote
 
 import requests
@@ -44,7 +46,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from app.errors import AppError
+from app.errors import (
+    BadRequest, DomainError, Unauthenticated, Unavailable, UpstreamRefused,
+)
 from app.settings import environment, settings
 
 log = logging.getLogger(__name__)
@@ -61,34 +65,25 @@ MERCHANT_SETTINGS = (
     "WECHATPAY_PLATFORM_PUBLIC_KEY_FILE", "WECHATPAY_NOTIFY_URL",
 )
 
-_TITLES = {
-    "wechatpay_unavailable": "微信支付暂时不可用",
-    "wechatpay_rejected": "微信支付拒绝了请求",
-    "payment_notification_invalid": "支付通知签名无效",
-    "payment_notification_malformed": "支付通知格式有误",
-}
 _CACHE_KEY = "wechatpay_keys"
 _cache_lock = threading.Lock()
 
 
-def _error(code: str, status: int, detail: str, reason: str, **extra: Any) -> AppError:
-    headers = {"Retry-After": "5"} if status == 503 else None
-    return AppError(code, status, detail, title=_TITLES[code], headers=headers,
-                    extra={"reason": reason, **extra})
+def _unavailable(reason: str) -> DomainError:
+    return Unavailable("wechatpay_unavailable", "微信支付暂时不可用，请稍后再试", retry_after=5,
+                       extra={"reason": reason})
 
 
-def _unavailable(reason: str) -> AppError:
-    return _error("wechatpay_unavailable", 503, "微信支付暂时不可用，请稍后再试", reason)
-
-
-def _invalid(reason: str) -> AppError:
+def _invalid(reason: str) -> DomainError:
     log.warning("wechatpay notification refused: %s", reason)
-    return _error("payment_notification_invalid", 401, "支付通知的签名无效", reason)
+    return Unauthenticated("payment_notification_invalid", "支付通知的签名无效",
+                           extra={"reason": reason})
 
 
-def _malformed(reason: str) -> AppError:
+def _malformed(reason: str) -> DomainError:
     log.warning("wechatpay notification malformed: %s", reason)
-    return _error("payment_notification_malformed", 400, "支付通知的内容无法解析", reason)
+    return BadRequest("payment_notification_malformed", "支付通知的内容无法解析",
+                      extra={"reason": reason})
 
 
 # --- keys ----------------------------------------------------------------------------------------
@@ -142,11 +137,11 @@ def why_not_configured() -> str:
     return "missing " + ", ".join(n for n in MERCHANT_SETTINGS if not config.get(n))
 
 
-def not_configured_error() -> AppError:
+def not_configured_error() -> DomainError:
     """503 without Retry-After: unlike an outage, waiting does not help; an operator must act."""
-    return AppError("payments_not_configured", 503,
-                    "本平台暂未开通在线捐款（微信支付未配置）",
-                    extra={"reason": "not_configured"})
+    return Unavailable("payments_not_configured",
+                       "本平台暂未开通在线捐款（微信支付未配置）",
+                       extra={"reason": "not_configured"})
 
 
 def require_configured() -> None:
@@ -294,12 +289,12 @@ def _route(path: str) -> str:
     return path
 
 
-def _rejected(answer: _Answer, what: str) -> AppError:
+def _rejected(answer: _Answer, what: str) -> DomainError:
     code = answer.body.get("code")
     code = code if isinstance(code, str) and code else f"HTTP_{answer.status}"
     log.warning("wechatpay refused %s: HTTP %s %s", what, answer.status, code[:64])
-    return _error("wechatpay_rejected", 502, f"微信支付拒绝了{what}请求（{code[:64]}）",
-                  "rejected", wechatpay_code=code[:64])
+    return UpstreamRefused("wechatpay_rejected", f"微信支付拒绝了{what}请求（{code[:64]}）",
+                           extra={"reason": "rejected", "wechatpay_code": code[:64]})
 
 
 def rfc3339_china(moment: datetime) -> str:

@@ -3,12 +3,12 @@ import http
 
 from flask_smorest import Api
 
-from app.errors import PROBLEM_MIMETYPE
 from app.text import SAFE_TEXT_PATTERN
 from miniprogram_api import (
     auth, beneficiaries, claims, disbursements, donations, ledger, ledger_tiles, moderation,
     notifications, ops, proofs, staff, stats, wishes,
 )
+from miniprogram_api.problems import PROBLEM_MIMETYPE
 from miniprogram_api.schemas import ProblemSchema
 
 PREFIX = "/api/v1"
@@ -24,8 +24,8 @@ def register(api: Api) -> None:
 
 
 def _document_errors_as_problems(api: Api) -> None:
-    """flask-smorest documents its own error shape; ours is problem+json (app.errors). The shared
-    error responses are registered lazily, so registering them again here replaces them."""
+    """flask-smorest documents its own error shape; ours is problem+json (problems.py). The
+    shared error responses are registered lazily, so registering them again here replaces them."""
     api.spec.components.schemas.pop("Error", None)  # flask-smorest's shape, which we never send
     statuses = [(s.name, s.phrase) for s in http.HTTPStatus if s >= 400]
     for name, description in [*statuses, ("DEFAULT_ERROR", "错误（RFC 9457），客户端按 code 分支")]:

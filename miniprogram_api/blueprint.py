@@ -17,8 +17,9 @@ import marshmallow as ma
 from flask import request
 from webargs.flaskparser import FlaskParser
 
-from app.errors import PROBLEM_MIMETYPE, AppError
+from app.errors import ValidationFailed
 from app.text import UNSAFE_MESSAGE, unsafe_paths
+from miniprogram_api.problems import PROBLEM_MIMETYPE
 
 
 def refuses_valid_input(description: str) -> dict:
@@ -57,8 +58,8 @@ class Blueprint(flask_smorest.Blueprint):
             @functools.wraps(parsed)
             def wrapper(*args, **kw):
                 if not request.get_data(cache=True).strip():
-                    raise AppError("validation_error", 422, "缺少请求体（JSON）",
-                                   errors={"_schema": ["请求体不能为空"]})
+                    raise ValidationFailed(detail="缺少请求体（JSON）",
+                                           errors={"_schema": ["请求体不能为空"]})
                 return parsed(*args, **kw)
             return wrapper
         return with_body

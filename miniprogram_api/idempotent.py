@@ -12,9 +12,10 @@ from typing import Callable
 from flask import Flask, Response, current_app, g, make_response, request
 
 from app import idempotency, uow
-from app.errors import AppError, problem
+from app.errors import DomainError
 from app.extensions import db
 from miniprogram_api.policy import current_user, require_user
+from miniprogram_api.problems import render
 from miniprogram_api.ratelimit import EXEMPT_ATTR
 
 log = logging.getLogger(__name__)
@@ -124,10 +125,9 @@ def idempotent(render_resource: Callable[[str], Response]) -> Callable:
                     else:
                         with uow.idempotency_record(functools.partial(idempotency.attach, hold)):
                             response = make_response(view(*args, **kwargs))
-                except AppError as exc:
+                except DomainError as exc:
                     uow.reset()  # nothing half-done may ride along with the record
-                    response = problem(exc.status, exc.code, exc.detail, title=exc.title,
-                                       errors=exc.errors, headers=exc.headers, extra=exc.extra)
+                    response = render(exc)
                 except BaseException:
                     idempotency.abandon(hold)
                     raise

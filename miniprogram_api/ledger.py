@@ -11,7 +11,7 @@ from marshmallow import fields, validate
 
 import app.ledger.entries  # noqa: F401  (registers the claim-confirmation hook)
 from miniprogram_api.policy import PUBLIC, allow
-from app.errors import AppError
+from app.errors import NotFound
 from app.ledger import log as ledger
 
 blp = Blueprint("ledger", __name__, description="公开账本（可验证的 Merkle 树日志）")
@@ -112,7 +112,7 @@ def entry(index):
     """读取一条账目"""
     rows = ledger.entries(index, 1) if index <= MAX_INDEX else []
     if not rows:
-        raise AppError("not_found", 404, "账本中没有该序号的账目")
+        raise NotFound("账本中没有该序号的账目")
     return _item(rows[0])
 
 

@@ -15,7 +15,7 @@ from flask import Response, request
 from miniprogram_api.blueprint import Blueprint
 
 from miniprogram_api.policy import PUBLIC, allow
-from app.errors import AppError
+from app.errors import DomainError, NotFound
 from app.ledger import tiles
 
 blp = Blueprint("ledger_tiles", __name__,
@@ -33,8 +33,8 @@ CHECKPOINT_CACHE = "public, max-age=5"
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
-def _not_found(exc: Exception) -> AppError:
-    return AppError("not_found", 404, f"没有这个瓦片：{exc}")
+def _not_found(exc: Exception) -> DomainError:
+    return NotFound(f"没有这个瓦片：{exc}")
 
 
 def _octets(data: bytes, *, compress: bool = False) -> Response:
@@ -58,7 +58,7 @@ def checkpoint():
     """tlog-tiles 检查点：最新已签名的检查点（只读，不签发新的；签名任务在账本增长后数秒内签发）"""
     latest = tiles.latest_checkpoint()
     if latest is None:
-        raise AppError("not_found", 404, "账本尚未签发检查点")
+        raise NotFound("账本尚未签发检查点")
     response = Response(latest.note, content_type="text/plain; charset=utf-8")
     response.headers["Cache-Control"] = CHECKPOINT_CACHE
     return response

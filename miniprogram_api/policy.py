@@ -15,7 +15,7 @@ from flask_smorest import Blueprint
 
 from app.auth.models import ROLES, User
 from app.auth.tokens import _invalid, decode_access_token
-from app.errors import AppError
+from app.errors import Forbidden, Unauthenticated
 from app.extensions import db
 
 log = logging.getLogger(__name__)
@@ -84,12 +84,11 @@ def check_access(app: Flask) -> None:
     access = access_of(app, endpoint)
     if access is None:
         log.error("route %s has no access policy; refusing", endpoint)
-        raise AppError("forbidden", 403, "该接口未声明访问权限")
+        raise Forbidden("forbidden", "该接口未声明访问权限")
     g.user = _user_from_header()
     if PUBLIC in access:
         return
     if g.user is None:
-        raise AppError("invalid_token", 401, "请先登录",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthenticated("invalid_token", "请先登录")
     if g.user.role not in access:
-        raise AppError("forbidden", 403)
+        raise Forbidden("forbidden")

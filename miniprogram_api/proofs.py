@@ -12,7 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from miniprogram_api.policy import PUBLIC, allow, require_user
 from app.claims import proofs as service
 from app.claims.models import Proof
-from app.errors import AppError
+from app.errors import NotFound, TooLarge
 from app.extensions import db
 from app.media import images
 from app.media.signing import verify
@@ -77,7 +77,7 @@ def upload_limit(view):
         try:
             return view(*args, **kwargs)
         except RequestEntityTooLarge:
-            raise AppError("upload_too_large", 413,
+            raise TooLarge("upload_too_large",
                            f"照片不能超过 {limit / (1024 * 1024):g} MB") from None
 
     return wrapper
@@ -117,7 +117,7 @@ def media(key):
     try:
         handle = get_storage().open(key)
     except FileNotFoundError:
-        raise AppError("not_found", 404, "图片不存在或已删除") from None
+        raise NotFound("图片不存在或已删除") from None
     response = send_file(handle, mimetype=content_type_for(key), conditional=False,
                          max_age=None)
     response.headers["Cache-Control"] = "private, max-age=300"

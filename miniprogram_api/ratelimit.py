@@ -45,7 +45,7 @@ from flask_smorest import Blueprint
 from limits import parse_many
 
 from app.config import SETTINGS, ConfigError
-from app.errors import problem
+from miniprogram_api.problems import problem
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,12 @@ from flask import Blueprint, abort, current_app, render_template, request, send_
 
 from app import stats
 from miniprogram_api.policy import PUBLIC, allow
-from app.errors import AppError
+from app.errors import DomainError
 from app.fund import books
 from app.ledger import log as ledger, lookup
 from app.wishes import service as wishes
 from app.claims.progress import read_progress
+from miniprogram_api.problems import status_of
 from public_site import assets, figures
 from public_site.headers import PAGE_CACHE, PAGE_CSP
 from public_site.present import FILTERS, ledger_row
@@ -31,9 +32,10 @@ def _headers(response):
     return response
 
 
-@bp.errorhandler(AppError)
-def _error(error: AppError):
-    return render_template("site/error.html", error=error), error.status
+@bp.errorhandler(DomainError)
+def _error(error: DomainError):
+    status = status_of(error)
+    return render_template("site/error.html", error=error, status=status), status
 
 
 @bp.get("/")

@@ -127,7 +127,8 @@ def test_second_seed_on_a_non_empty_database_is_refused_and_changes_nothing(app,
 def test_seed_is_refused_in_production(app_config, tmp_path):
     from app import create_app
     from app.demo import seed
-    from app.errors import AppError
+    from app.errors import DomainError
+    from miniprogram_api.problems import status_of
     from app.ledger.keys import keygen
 
     keygen("wxy.example.cn/ledger", str(tmp_path / "ledger.key"))
@@ -139,6 +140,6 @@ def test_seed_is_refused_in_production(app_config, tmp_path):
         "LEDGER_KEY_FILE": str(tmp_path / "ledger.key"),
         "PASSWORD_HASH_PROFILE": "RFC_9106_LOW_MEMORY"})
     with production.app_context():
-        with pytest.raises(AppError) as refused:
+        with pytest.raises(DomainError) as refused:
             seed()
-    assert refused.value.status == 403 and "APP_ENV=production" in refused.value.detail
+    assert status_of(refused.value) == 403 and "APP_ENV=production" in refused.value.detail

@@ -5,17 +5,12 @@ from __future__ import annotations
 from typing import Iterable
 
 from app.auth.models import ADMIN, MODERATOR, User
+from app.regions import covers
 
 
 def in_scope(user: User | None, region_code: str | None) -> bool:
     """Moderators and admins see every region; a caseworker sees their region prefixes."""
-    if user is None or region_code is None:
-        return False
-    if user.role in (MODERATOR, ADMIN):
-        return True
-    if user.role == "caseworker":
-        return any(region_code.startswith(prefix) for prefix in user.region_codes)
-    return False
+    return user is not None and covers(scope_prefixes(user), region_code)
 
 
 def scope_prefixes(user: User) -> Iterable[str] | None:

@@ -13,7 +13,7 @@ from app.auth import throttle
 from app.auth.models import ADMIN, DONOR, STAFF_ROLES, StaffRegion, User
 from app.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, needs_rehash, verify_password
 from app.auth.tokens import issue_access_token
-from app.errors import AppError
+from app.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated, ValidationFailed
 from app.extensions import db
 from app.pii_scan import find_pii
 from app.regions import validate_region_code
@@ -36,11 +36,11 @@ def login_wechat(code: str) -> dict:
     """A donor logs in with a wx.login code; the account is made on first login."""
     if code.startswith(DEV_PREFIX):
         if not settings()["DEV_LOGIN_ENABLED"]:
-            raise AppError("wechat_code_invalid", 401, "微信登录凭证无效")
+            raise Unauthenticated("wechat_code_invalid", "微信登录凭证无效")
         name = code[len(DEV_PREFIX):].strip()
         if not name or len(name) > 32:
-            raise AppError("validation_error", 422, "开发登录需要 1 到 32 个字符的名字",
-                           errors={"code": ["dev: 后须有名字"]})
+            raise ValidationFailed(detail="开发登录需要 1 到 32 个字符的名字",
+                                   errors={"code": ["dev: 后须有名字"]})
         openid, unionid, display = f"dev-{name}", None, name
     else:
         session = wechat.code_to_session(code)
@@ -56,7 +56,7 @@ def login_wechat(code: str) -> dict:
             db.session.add(user)
             log.info("new donor account created")
         if not user.active:
-            raise AppError("account_disabled", 403, "该账号已被停用")
+            raise Forbidden("account_disabled", "该账号已被停用")
         user.last_login_at = utcnow()
     return token_response(user)
 
@@ -71,9 +71,9 @@ def login_staff(username: str, password: str, address: str) -> dict:
         if not verify_password(user.password_hash if user else None, password, profile):
             throttle.record_failure(username, address)
             log.info("staff login failed for a username from %s", address)
-            raise AppError("invalid_credentials", 401, "用户名或密码错误")
+            raise Unauthenticated("invalid_credentials", "用户名或密码错误")
         if not user.active:
-            raise AppError("account_disabled", 403, "该账号已被停用")
+            raise Forbidden("account_disabled", "该账号已被停用")
         throttle.record_success(username, address)
         if needs_rehash(user.password_hash, profile):
             user.password_hash = hash_password(password, profile)
@@ -85,20 +85,20 @@ def login_staff(username: str, password: str, address: str) -> dict:
 def create_staff(username: str, role: str, password: str, regions: Iterable[str] = (),
                  display_name: str | None = None) -> User:
     if not USERNAME_RE.match(username):
-        raise AppError("validation_error", 422, "用户名只能包含字母、数字和 _.-，长度 3–64",
-                       errors={"username": ["格式不正确"]})
+        raise ValidationFailed(detail="用户名只能包含字母、数字和 _.-，长度 3–64",
+                               errors={"username": ["格式不正确"]})
     if role not in STAFF_ROLES:
-        raise AppError("validation_error", 422, "角色必须是 caseworker、moderator 或 admin",
-                       errors={"role": ["取值无效"]})
+        raise ValidationFailed(detail="角色必须是 caseworker、moderator 或 admin",
+                               errors={"role": ["取值无效"]})
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AppError("validation_error", 422, f"密码至少 {MIN_PASSWORD_LENGTH} 个字符",
-                       errors={"password": ["过短"]})
+        raise ValidationFailed(detail=f"密码至少 {MIN_PASSWORD_LENGTH} 个字符",
+                               errors={"password": ["过短"]})
     regions = sorted({validate_region_code(code) for code in regions})
     if role == "caseworker" and not regions:
-        raise AppError("validation_error", 422, "协理员必须绑定至少一个区划代码",
-                       errors={"region": ["必填"]})
+        raise ValidationFailed(detail="协理员必须绑定至少一个区划代码",
+                               errors={"region": ["必填"]})
     if db.session.execute(select(User.id).filter_by(username=username)).first():
-        raise AppError("conflict", 409, f"用户名 {username} 已存在")
+        raise Conflict("conflict", f"用户名 {username} 已存在")
     password_hash = hash_password(password, settings()["PASSWORD_HASH_PROFILE"])
     user = User(role=role, username=username, password_hash=password_hash,
                 display_name=display_name or username,
@@ -114,9 +114,9 @@ def update_staff(user_id: str, *, active: bool | None = None, role: str | None =
     """Admin changes to a staff account. Any change ends the account's current sessions."""
     user = db.session.get(User, user_id)
     if user is None or user.role not in STAFF_ROLES:
-        raise AppError("not_found", 404, "未找到该工作人员账号")
+        raise NotFound("未找到该工作人员账号")
     if role is not None and role not in STAFF_ROLES:
-        raise AppError("validation_error", 422, "角色取值无效", errors={"role": ["取值无效"]})
+        raise ValidationFailed(detail="角色取值无效", errors={"role": ["取值无效"]})
     if active is False or (role is not None and role != ADMIN):
         _keep_an_active_admin(user.id)
     if active is not None:
@@ -131,8 +131,8 @@ def update_staff(user_id: str, *, active: bool | None = None, role: str | None =
         kept = {row.region_code: row for row in user.regions}
         user.regions = [kept.get(code) or StaffRegion(region_code=code) for code in codes]
     if user.role == "caseworker" and not user.regions:
-        raise AppError("validation_error", 422, "协理员必须绑定至少一个区划代码",
-                       errors={"regions": ["必填"]})
+        raise ValidationFailed(detail="协理员必须绑定至少一个区划代码",
+                               errors={"regions": ["必填"]})
     user.token_version += 1
     log.info("staff account %s updated; old tokens revoked", user.username)
     return user
@@ -149,8 +149,8 @@ def _keep_an_active_admin(user_id: str) -> None:
     admins = lock("user", select(User.id).where(User.role == ADMIN, User.active.is_(True))
                   .order_by(User.id).with_for_update()).scalars().all()
     if admins == [user_id]:
-        raise AppError("last_admin", 409, "这是最后一位启用中的管理员，不能停用或降级；"
-                                          "请先启用或创建另一位管理员")
+        raise Conflict("last_admin", "这是最后一位启用中的管理员，不能停用或降级；"
+                                     "请先启用或创建另一位管理员")
 
 
 def list_staff() -> list[User]:
@@ -167,11 +167,11 @@ def update_profile(user: User, data: dict) -> User:
     if "display_name" in data:
         name = " ".join(data["display_name"].split())  # no control characters, one space
         if not name:
-            raise AppError("validation_error", 422, "昵称不能为空",
-                           errors={"display_name": ["昵称不能为空"]})
+            raise ValidationFailed(detail="昵称不能为空",
+                                   errors={"display_name": ["昵称不能为空"]})
         if find_pii(name):
-            raise AppError("pii_in_text", 422, "昵称中不能包含手机号、身份证号或银行卡号",
-                           errors={"display_name": ["包含个人敏感信息"]})
+            raise Invalid("pii_in_text", "昵称中不能包含手机号、身份证号或银行卡号",
+                          errors={"display_name": ["包含个人敏感信息"]})
         user.display_name = name
     log.info("profile of %s updated", user.id)
     return user

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import redis
 
-from app.errors import AppError
+from app.errors import DomainError, TooManyAttempts, Unavailable
 from app.redis_conn import get_redis
 from app.settings import settings
 
@@ -59,15 +59,15 @@ def _keys(username: str, address: str) -> _Keys:
                  known=f"login-known:{user}:{address}")
 
 
-def _unavailable() -> AppError:
+def _unavailable() -> DomainError:
     log.warning("login throttle unavailable: redis unreachable")
-    return AppError("service_unavailable", 503, "登录服务暂时不可用，请稍后再试")
+    return Unavailable("service_unavailable", "登录服务暂时不可用，请稍后再试")
 
 
-def _refuse(seconds: float, detail: str) -> AppError:
+def _refuse(seconds: float, detail: str) -> DomainError:
     retry = max(1, math.ceil(seconds))
-    return AppError("too_many_attempts", 429, detail.format(retry=retry),
-                    headers={"Retry-After": str(retry)})
+    return TooManyAttempts("too_many_attempts", detail.format(retry=retry),
+                           retry_after=retry)
 
 
 def check_not_locked(username: str, address: str) -> None:

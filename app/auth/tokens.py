@@ -16,7 +16,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
-from app.errors import AppError
+from app.errors import DomainError, Unauthenticated
 from app.settings import resources, settings
 
 ALGORITHM = "HS256"
@@ -51,7 +51,7 @@ def issue_access_token(user) -> tuple[str, int]:
 
 
 def decode_access_token(token: str) -> dict[str, Any]:
-    """Verified claims, or AppError(invalid_token, 401) for anything bad about the token."""
+    """Verified claims, or Unauthenticated(invalid_token) for anything bad about the token."""
     if not token or len(token) > 4096:
         raise _invalid()
     try:
@@ -74,6 +74,6 @@ def decode_access_token(token: str) -> dict[str, Any]:
     return decoded.claims
 
 
-def _invalid() -> AppError:
-    return AppError("invalid_token", 401, "登录凭证无效或已过期，请重新登录",
-                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+def _invalid() -> DomainError:
+    return Unauthenticated("invalid_token", "登录凭证无效或已过期，请重新登录",
+                           bearer_error="invalid_token")

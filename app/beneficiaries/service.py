@@ -13,7 +13,7 @@ from app.auth.scope import in_scope, scope_prefixes
 from app.beneficiaries.models import (
     GUARDIAN_AGE, IDENTITY_FIELDS, MAX_AGE, Beneficiary, Consent, PiiAccess,
 )
-from app.errors import AppError
+from app.errors import Forbidden, Invalid, NotFound, ValidationFailed
 from app.events import ConsentWithdrawn
 from app.extensions import db
 from app.pagination import Page, keyset_page
@@ -58,13 +58,13 @@ def check_alias(alias: str, identity: dict[str, str | None]) -> None:
 def create_beneficiary(actor: User, data: dict[str, Any]) -> Beneficiary:
     region = validate_region_code(data["region_code"])
     if not in_scope(actor, region):
-        raise AppError("forbidden", 403, "该区划不在您的负责范围内")
+        raise Forbidden("forbidden", "该区划不在您的负责范围内")
     id_number = data.get("id_number")
     if id_number is not None:
         id_number = id_number.strip().upper()
         if not id_number_is_valid(id_number):
-            raise AppError("validation_error", 422, "身份证号码格式或校验位不正确",
-                           errors={"id_number": ["身份证号码无效"]})
+            raise ValidationFailed(detail="身份证号码格式或校验位不正确",
+                                   errors={"id_number": ["身份证号码无效"]})
     values = {"real_name": data["real_name"].strip(), "id_number": id_number,
               "phone": data.get("phone"), "address": data.get("address")}
     alias = data["alias"].strip()
@@ -72,26 +72,26 @@ def create_beneficiary(actor: User, data: dict[str, Any]) -> Beneficiary:
     now = utcnow()
     age = now.year - data["birth_year"]
     if not 0 <= age <= MAX_AGE:
-        raise AppError("validation_error", 422, "出生年份不合理",
-                       errors={"birth_year": ["出生年份不合理"]})
+        raise ValidationFailed(detail="出生年份不合理",
+                               errors={"birth_year": ["出生年份不合理"]})
     kinds = {c["kind"] for c in data["consents"]}
     if "sensitive_data" not in kinds:
-        raise AppError("consent_missing", 422, "记录受助人的敏感个人信息须有其单独同意（sensitive_data）",
-                       errors={"consents": ["缺少 sensitive_data 同意"]})
+        raise Invalid("consent_missing", "记录受助人的敏感个人信息须有其单独同意（sensitive_data）",
+                      errors={"consents": ["缺少 sensitive_data 同意"]})
     if age < GUARDIAN_AGE:
         guardian = [c for c in data["consents"] if c["kind"] == "guardian"]
         if not guardian or any(c["given_by"] != "guardian" or not c.get("relation")
                                for c in guardian):
-            raise AppError("guardian_consent_required", 422,
-                           "受助人未满14周岁，须由监护人给出 guardian 同意并注明关系",
-                           errors={"consents": ["缺少监护人同意"]})
+            raise Invalid("guardian_consent_required",
+                          "受助人未满14周岁，须由监护人给出 guardian 同意并注明关系",
+                          errors={"consents": ["缺少监护人同意"]})
         if any(c["given_by"] != "guardian" for c in data["consents"]):
-            raise AppError("guardian_consent_required", 422, "未满14周岁受助人的同意须由监护人给出",
-                           errors={"consents": ["须由监护人给出"]})
+            raise Invalid("guardian_consent_required", "未满14周岁受助人的同意须由监护人给出",
+                          errors={"consents": ["须由监护人给出"]})
     for consent in data["consents"]:
         if consent["given_by"] == "guardian" and not consent.get("relation"):
-            raise AppError("validation_error", 422, "监护人同意须注明与受助人的关系",
-                           errors={"consents": ["缺少 relation"]})
+            raise ValidationFailed(detail="监护人同意须注明与受助人的关系",
+                                   errors={"consents": ["缺少 relation"]})
 
     ben_id = new_id("ben")
     ben = Beneficiary(
@@ -114,7 +114,7 @@ def get_beneficiary_for(actor: User, ben_id: str) -> Beneficiary:
     """The beneficiary if the actor's scope covers it; otherwise 404, as if it did not exist."""
     ben = db.session.get(Beneficiary, ben_id)
     if ben is None or not in_scope(actor, ben.region_code):
-        raise AppError("not_found", 404, "未找到该受助人")
+        raise NotFound("未找到该受助人")
     return ben
 
 

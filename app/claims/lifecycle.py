@@ -1,49 +1,83 @@
-"""The claim lifecycle as data, moved in step with its wish.
+"""The claim lifecycle as data (an `app.lifecycle.Lifecycle`), moved in step with its wish.
 
-Every claim move names the wish move that goes with it; both are checked before either changes,
-and both write audit rows in the caller's transaction.
+Every claim action names the wish action that goes with it (`IN_STEP`); both moves are checked
+before either changes, and both write audit rows in the caller's transaction. A claim is created
+by the `claim` move from no status, which claims its wish.
 """
 from __future__ import annotations
 
-from app.claims.models import Claim, ClaimTransition
-from app.errors import AppError
-from app.extensions import db
-from app.types import utcnow
-from app.wishes.lifecycle import TRANSITIONS as WISH_TRANSITIONS
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from app.lifecycle import Lifecycle, Moved
+from app.wishes.lifecycle import WISH, WishStatus
 from app.wishes.lifecycle import transition as wish_transition
 
-# (claim status, action) -> (claim status after, the wish action that goes with it)
-TRANSITIONS: dict[tuple[str, str], tuple[str, str]] = {
-    ("active", "release"): ("released", "release"),
-    ("active", "expire"): ("expired", "expire"),
-    ("active", "deliver"): ("delivered", "deliver"),
-    ("delivered", "confirm"): ("confirmed", "fulfil"),
-    ("delivered", "dispute"): ("active", "dispute"),
-}
-ENDING = {"released", "expired", "confirmed"}
-
-LABELS = {"release": "放弃认领", "expire": "超时", "deliver": "提交送达凭证",
-          "confirm": "确认完成", "dispute": "对送达提出异议"}
+if TYPE_CHECKING:
+    from app.claims.models import Claim
+    from app.wishes.models import Wish
 
 
-def move(claim: Claim, action: str, actor_id: str | None, reason: str | None = None) -> str:
-    """Move a claim and its wish together; 409 `invalid_transition` and no change otherwise."""
-    step = TRANSITIONS.get((claim.status, action))
+class ClaimStatus(StrEnum):
+    ACTIVE = "active"
+    RELEASED = "released"
+    EXPIRED = "expired"
+    DELIVERED = "delivered"
+    CONFIRMED = "confirmed"
+
+
+C = ClaimStatus
+CLAIM = Lifecycle(
+    name="claim",
+    statuses=ClaimStatus,
+    moves={
+        (None, "claim"): C.ACTIVE,
+        (C.ACTIVE, "release"): C.RELEASED,
+        (C.ACTIVE, "expire"): C.EXPIRED,
+        (C.ACTIVE, "deliver"): C.DELIVERED,
+        (C.DELIVERED, "confirm"): C.CONFIRMED,
+        (C.DELIVERED, "dispute"): C.ACTIVE,
+    },
+    labels={"claim": "认领", "release": "放弃认领", "expire": "超时", "deliver": "提交送达凭证",
+            "confirm": "确认完成", "dispute": "对送达提出异议"},
+    refusal="认领当前状态为 {status}，不能{label}",
+)
+# claim action -> the wish action that goes with it
+IN_STEP: dict[str, str] = {"claim": "claim", "release": "release", "expire": "expire",
+                           "deliver": "deliver", "confirm": "fulfil", "dispute": "dispute"}
+ENDING = {C.RELEASED, C.EXPIRED, C.CONFIRMED}
+
+
+def plan(claim_status: str | None, wish_status: str,
+         action: str) -> tuple[ClaimStatus, str, WishStatus]:
+    """The pure rule of a move in step: the claim's status after `action`, the wish action that
+    goes with it and the wish's status after that, or `invalid_transition` if either lifecycle
+    refuses (then nothing changes)."""
+    target = CLAIM.target(claim_status, action)
+    wish_action = IN_STEP.get(action)
+    wish_target = WISH.target(wish_status, wish_action) if wish_action else None
+    if target is None or wish_target is None:
+        raise CLAIM.refuse(claim_status, action)
+    return target, wish_action, wish_target
+
+
+def move(claim: Claim, action: str, actor_id: str | None, reason: str | None = None, *,
+         at: datetime | None = None) -> str:
+    """Move a claim and its wish together; 409 `invalid_transition` and no change otherwise.
+    A new claim (no status yet, its wish set) is created by the `claim` move."""
     wish = claim.wish
-    if step is None or (wish.status, step[1]) not in WISH_TRANSITIONS:
-        raise AppError("invalid_transition", 409,
-                       f"认领当前状态为 {claim.status}，不能{LABELS.get(action, action)}",
-                       extra={"current_status": claim.status, "action": action})
-    target, wish_action = step
-    source = claim.status
-    now = utcnow()
+    _, wish_action, _ = plan(claim.status, wish.status, action)  # both checked, nothing changed
     wish_transition(wish, wish_action, actor_id, reason)
-    claim.status = target
-    if target == "delivered":
-        claim.delivered_at = now
-    if target in ENDING:
-        claim.ended_at = now
-    wish.due_at = claim.due_at if target == "active" else None
-    db.session.add(ClaimTransition(claim_id=claim.id, from_status=source, to_status=target,
-                                   action=action, actor_id=actor_id, reason=reason, at=now))
-    return target
+    moved = CLAIM.move(claim, action, actor_id, reason, at=at)
+    apply_effects(claim, wish, moved)
+    return moved.target
+
+
+def apply_effects(claim: Claim, wish: Wish, moved: Moved) -> None:
+    """What a claim move does besides its status: timestamps, and the wish's deadline."""
+    if moved.target == C.DELIVERED:
+        claim.delivered_at = moved.at
+    if moved.target in ENDING:
+        claim.ended_at = moved.at
+    wish.due_at = claim.due_at if moved.target == C.ACTIVE else None

@@ -1,4 +1,4 @@
-"""Claims, their audit trail, and the index that lets the sweeper find due claims cheaply."""
+"""Claims, their proofs, and the index that lets the sweeper find due claims cheaply."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,11 +8,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.claims.lifecycle import ClaimStatus
 from app.extensions import db
-from app.types import ID_LENGTH, TransitionAudit, UTCDateTime, new_id, utcnow
+from app.types import ID_LENGTH, UTCDateTime, new_id, utcnow
 from app.wishes.models import Wish
 
-CLAIM_STATUSES = ("active", "released", "expired", "delivered", "confirmed")
+CLAIM_STATUSES = tuple(status.value for status in ClaimStatus)
 # A claim in one of these holds its wish: at most one per wish, enforced by a partial unique index.
 HOLDING = ("active", "delivered")
 _HOLDING_SQL = "status IN ('active', 'delivered')"
@@ -46,13 +47,6 @@ class Claim(db.Model):
     anonymous: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     wish: Mapped[Wish] = relationship(lazy="joined", innerjoin=True)
-
-
-class ClaimTransition(TransitionAudit, db.Model):
-    __tablename__ = "claim_transitions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), index=True)
 
 
 class Proof(db.Model):

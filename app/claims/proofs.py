@@ -19,7 +19,7 @@ from app.claims.models import Claim, Proof
 from app.claims.service import (
     check_text_for_donor, get_claim_for, lock_claim_for, mark_delivered,
 )
-from app.errors import AppError
+from app.errors import Conflict, DomainError, NotFound
 from app.extensions import db
 from app.media import images
 from app.media.signing import signed_url
@@ -39,9 +39,9 @@ _CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"
 def submit_proof(donor: User, claim_id: str, photo: bytes, note: str | None) -> Proof:
     claim = get_claim_for(donor, claim_id)
     if claim.donor_id != donor.id:
-        raise AppError("not_found", 404, "未找到该认领")
+        raise NotFound("未找到该认领")
     if claim.status == "expired":
-        raise AppError("claim_expired", 409, "认领已超时，不能再提交送达凭证")
+        raise Conflict("claim_expired", "认领已超时，不能再提交送达凭证")
     check_text_for_donor(claim, {"note": note}, what="凭证备注")
     images.ensure_upload_size(len(photo), settings()["MAX_UPLOAD_BYTES"])
     fmt = images.sniff_format(photo[:16])
@@ -82,7 +82,7 @@ def process_proof(proof_id: str) -> str:
     try:
         result = images.process(storage.get(proof.upload_key),
                                 max_pixels=settings()["MAX_IMAGE_PIXELS"])
-    except (AppError, FileNotFoundError) as exc:
+    except (DomainError, FileNotFoundError) as exc:
         log.warning("proof %s could not be processed: %s", proof.id, exc)
         proof.status = "failed"
         _delete_upload(proof, storage)

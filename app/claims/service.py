@@ -19,8 +19,8 @@ from app.auth.scope import in_scope
 from app.beneficiaries.service import identity_of
 from app.claims import notices
 from app.claims.lifecycle import move
-from app.claims.models import Claim, ClaimTransition, Proof
-from app.errors import AppError
+from app.claims.models import Claim, Proof
+from app.errors import Conflict, DomainError, Forbidden, NotFound
 from app.events import ClaimConfirmed
 from app.extensions import db
 from app.pagination import Page, keyset_page
@@ -29,7 +29,6 @@ from app.queue import schedule_after_commit
 from app.settings import settings
 from app.types import utcnow
 from app.uow import current, lock as lock_, unit_of_work, use_case
-from app.wishes.lifecycle import transition as wish_transition
 from app.wishes.models import Wish
 
 log = logging.getLogger(__name__)
@@ -38,8 +37,8 @@ def _cfg(name: str):
     return settings()[name]
 
 
-def _not_found() -> AppError:
-    return AppError("not_found", 404, "未找到该认领")
+def _not_found() -> DomainError:
+    return NotFound("未找到该认领")
 
 
 def _check_donor_may_claim(donor: User, now: datetime) -> None:
@@ -47,7 +46,7 @@ def _check_donor_may_claim(donor: User, now: datetime) -> None:
         select(func.count()).select_from(Claim)
         .where(Claim.donor_id == donor.id, Claim.status == "active")).scalar_one()
     if active >= _cfg("CLAIM_ACTIVE_LIMIT"):
-        raise AppError("claim_limit_reached", 409,
+        raise Conflict("claim_limit_reached",
                        f"您已有 {active} 个进行中的认领，请先完成后再认领新的心愿")
     window_start = now - timedelta(seconds=_cfg("CLAIM_STRIKE_WINDOW_SECONDS"))
     expiries = list(db.session.execute(
@@ -58,10 +57,10 @@ def _check_donor_may_claim(donor: User, now: datetime) -> None:
         until = expiries[0] + timedelta(seconds=_cfg("CLAIM_COOLDOWN_SECONDS"))
         if now < until:
             retry = int((until - now).total_seconds()) + 1
-            raise AppError("donor_cooldown", 403,
-                           "您近期有多次认领超时未完成，暂时不能认领，请稍后再来",
-                           headers={"Retry-After": str(retry)},
-                           extra={"cooldown_until": until.isoformat().replace("+00:00", "Z")})
+            raise Forbidden("donor_cooldown",
+                            "您近期有多次认领超时未完成，暂时不能认领，请稍后再来",
+                            retry_after=retry,
+                            extra={"cooldown_until": until.isoformat().replace("+00:00", "Z")})
 
 
 def claim_wish(donor: User, wish_id: str, *, anonymous: bool = True) -> Claim:
@@ -71,7 +70,7 @@ def claim_wish(donor: User, wish_id: str, *, anonymous: bool = True) -> Claim:
         with unit_of_work() as uow:
             claim = _claim(uow, donor, wish_id, anonymous)
     except IntegrityError:  # the partial unique index: another claim got there first
-        raise AppError("wish_already_claimed", 409, "这个心愿刚刚已被其他爱心人士认领") from None
+        raise Conflict("wish_already_claimed", "这个心愿刚刚已被其他爱心人士认领") from None
     log.info("wish %s claimed by %s (claim %s, due %s)", claim.wish_id, donor.id, claim.id,
              claim.due_at)
     return claim
@@ -84,21 +83,17 @@ def _claim(uow, donor: User, wish_id: str, anonymous: bool) -> Claim:
     wish = uow.lock("wish", select(Wish).where(Wish.id == wish_id).with_for_update(of=Wish)
                     ).scalar_one_or_none()
     if wish is None or not wish.is_public:
-        raise AppError("not_found", 404, "未找到该心愿")
+        raise NotFound("未找到该心愿")
     if wish.status in ("claimed", "delivered"):
-        raise AppError("wish_already_claimed", 409, "这个心愿刚刚已被其他爱心人士认领")
+        raise Conflict("wish_already_claimed", "这个心愿刚刚已被其他爱心人士认领")
     if wish.status != "open":
-        raise AppError("wish_not_open", 409, "这个心愿当前不可认领")
+        raise Conflict("wish_not_open", "这个心愿当前不可认领")
     _check_donor_may_claim(donor, now)
     due = now + timedelta(seconds=_cfg("CLAIM_SLA_SECONDS"))
-    claim = Claim(wish=wish, donor_id=donor.id, status="active", claimed_at=now, due_at=due,
-                  anonymous=anonymous)
-    db.session.add(claim)
-    wish_transition(wish, "claim", donor.id)
-    wish.due_at = due
-    db.session.flush()
-    db.session.add(ClaimTransition(claim_id=claim.id, from_status=None, to_status="active",
-                                   action="claim", actor_id=donor.id, at=now))
+    claim = Claim(wish=wish, donor_id=donor.id, claimed_at=now, due_at=due, anonymous=anonymous)
+    # Creates the claim (a flush) and claims the wish; the partial unique index refuses a second
+    # active claim with an IntegrityError, which claim_wish answers as wish_already_claimed.
+    move(claim, "claim", donor.id, at=now)
     uow.produced("claim", claim.id)
     notices.claimed(claim)
     _schedule(claim)
@@ -159,7 +154,7 @@ def list_claims_of(donor: User, *, limit: int, cursor: str | None) -> Page:
 def release_claim(donor: User, claim_id: str) -> Claim:
     claim = lock_claim_for(donor, claim_id)
     if claim.donor_id != donor.id:
-        raise AppError("forbidden", 403, "只有认领人可以放弃认领")
+        raise Forbidden("forbidden", "只有认领人可以放弃认领")
     move(claim, "release", donor.id)
     log.info("claim %s released by its donor", claim.id)
     return claim
@@ -167,7 +162,7 @@ def release_claim(donor: User, claim_id: str) -> Claim:
 
 def _check_caseworker(user: User, claim: Claim) -> None:
     if user.role != "caseworker" or not in_scope(user, claim.wish.region_code):
-        raise AppError("forbidden", 403, "只有负责该区划的协理员可以确认或提出异议")
+        raise Forbidden("forbidden", "只有负责该区划的协理员可以确认或提出异议")
 
 
 # What the caseworker is told while the photo of a delivery cannot be looked at.
@@ -188,7 +183,7 @@ def _check_photo_ready(claim: Claim) -> None:
         select(Proof.status).where(Proof.claim_id == claim.id)
         .order_by(Proof.created_at.desc(), Proof.id.desc()).limit(1)).scalar_one_or_none()
     if status in _PHOTO_NOT_READY:
-        raise AppError("proof_not_ready", 409, _PHOTO_NOT_READY[status],
+        raise Conflict("proof_not_ready", _PHOTO_NOT_READY[status],
                        extra={"proof_status": status})
 
 
@@ -232,7 +227,7 @@ def mark_delivered(claim: Claim, actor_id: str) -> None:
     """The donor proved delivery: the clock stops. Inside the caller's unit of work, which holds
     the claim's lock."""
     if claim.status == "expired" or (claim.status == "active" and claim.due_at <= utcnow()):
-        raise AppError("claim_expired", 409, "认领已超过截止时间，不能再提交送达凭证")
+        raise Conflict("claim_expired", "认领已超过截止时间，不能再提交送达凭证")
     move(claim, "deliver", actor_id)
 
 

@@ -1,5 +1,8 @@
 """The fund's double-entry books: post balanced transactions, derive balances by SUM.
 
+The rules themselves (the postings of each event, what may be posted, when money may leave) are
+pure functions in app.fund.rules; this module applies them to the stored books.
+
 Every business event that moves money is one book transaction, unique on (source_type,
 source_id), so posting the same event twice returns the first one. Amounts are integer fen,
 debit positive and credit negative:
@@ -17,9 +20,9 @@ from __future__ import annotations
 from sqlalchemy import func, select, text
 
 from app.extensions import db
-from app.fund.errors import insufficient
-from app.fund.models import (ACCOUNTS, DISBURSEMENTS_PAID, DONATIONS_RECEIVED, FUND_CASH,
-                             BookPosting, BookTransaction)
+from app.fund import rules
+from app.fund.models import BookPosting, BookTransaction
+from app.fund.rules import ACCOUNTS, DISBURSEMENTS_PAID, DONATIONS_RECEIVED, FUND_CASH
 from app.uow import lock
 
 FUND_LOCK_KEY = 0x505F0D  # the advisory lock every writer taking money out shares
@@ -63,8 +66,7 @@ def take_out(amount_fen: int) -> int:
     Returns the balance before. The caller posts the withdrawal in the same transaction."""
     lock_fund()
     current = balance(FUND_CASH)
-    if amount_fen > current:
-        raise insufficient(current, amount_fen)
+    rules.check_take_out(current, amount_fen)
     return current
 
 
@@ -80,10 +82,10 @@ def post(kind: str, source_type: str, source_id: str, postings: list[tuple[str, 
     existing = find(source_type, source_id)
     if existing is not None:
         return existing
-    if len(postings) < 2 or sum(amount for _, amount in postings) != 0:
-        raise ValueError(f"unbalanced book transaction for {source_type} {source_id}: {postings}")
-    if any(account not in ACCOUNTS or amount == 0 for account, amount in postings):
-        raise ValueError(f"bad posting in {postings}")
+    try:
+        rules.check(postings)
+    except ValueError as exc:
+        raise ValueError(f"{source_type} {source_id}: {exc}") from None
     txn = BookTransaction(kind=kind, source_type=source_type, source_id=source_id, memo=memo)
     db.session.add(txn)
     db.session.flush()
@@ -94,19 +96,17 @@ def post(kind: str, source_type: str, source_id: str, postings: list[tuple[str, 
 
 
 def record_donation(donation_id: str, amount_fen: int) -> BookTransaction:
-    return post("donation", "donation", donation_id,
-                [(FUND_CASH, amount_fen), (DONATIONS_RECEIVED, -amount_fen)], memo="捐款到账")
+    return post("donation", "donation", donation_id, rules.donation(amount_fen), memo="捐款到账")
 
 
 def record_disbursement(disbursement_id: str, amount_fen: int) -> BookTransaction:
     """The caller has called take_out(amount_fen) in this transaction."""
-    return post("disbursement", "disbursement", disbursement_id,
-                [(DISBURSEMENTS_PAID, amount_fen), (FUND_CASH, -amount_fen)], memo="基金拨付")
+    return post("disbursement", "disbursement", disbursement_id, rules.disbursement(amount_fen),
+                memo="基金拨付")
 
 
 def reversal_of(original: BookTransaction) -> list[tuple[str, int]]:
-    return [(p.account, -p.amount_fen) for p in original.postings]
+    return rules.reversal([(p.account, p.amount_fen) for p in original.postings])
 
 
-def cash_change(postings: list[tuple[str, int]]) -> int:
-    return sum(amount for account, amount in postings if account == FUND_CASH)
+cash_change = rules.cash_change

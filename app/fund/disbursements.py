@@ -14,12 +14,13 @@ from sqlalchemy import select
 
 from app.auth.models import MODERATOR, User
 from app.beneficiaries.service import identity_of
-from app.errors import AppError
+from app.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from app.events import DisbursementApproved
 from app.extensions import db
 from app.fund import books
-from app.fund.errors import fund_error, insufficient
-from app.fund.models import Disbursement, DisbursementTransition
+from app.fund.errors import insufficient
+from app.fund.lifecycle import DISBURSEMENT
+from app.fund.models import Disbursement
 from app.notifications.service import notify_staff
 from app.pagination import Page, keyset_page
 from app.pii_scan import refuse_pii
@@ -31,29 +32,14 @@ log = logging.getLogger(__name__)
 
 FUND_NAME = "505公益基金"
 
-# (status, action) -> status after
-TRANSITIONS: dict[tuple[str, str], str] = {
-    ("pending_approval", "approve"): "approved",
-    ("pending_approval", "reject"): "rejected",
-}
-LABELS = {"approve": "批准", "reject": "驳回"}
 
-
-def _not_found() -> AppError:
-    return AppError("not_found", 404, "未找到该拨付申请")
+def _not_found() -> DomainError:
+    return NotFound("未找到该拨付申请")
 
 
 def _move(item: Disbursement, action: str, actor_id: str, reason: str | None = None) -> None:
-    target = TRANSITIONS.get((item.status, action))
-    if target is None:
-        raise AppError("invalid_transition", 409,
-                       f"拨付申请当前状态为 {item.status}，不能{LABELS.get(action, action)}",
-                       extra={"current_status": item.status, "action": action})
-    db.session.add(DisbursementTransition(disbursement_id=item.id, from_status=item.status,
-                                          to_status=target, action=action, actor_id=actor_id,
-                                          reason=reason))
-    item.status = target
-    item.decided_at = utcnow()
+    moved = DISBURSEMENT.move(item, action, actor_id, reason)
+    item.decided_at = moved.at
 
 
 def _check_wish(wish_id: str | None) -> Wish | None:
@@ -61,8 +47,8 @@ def _check_wish(wish_id: str | None) -> Wish | None:
         return None
     wish = db.session.get(Wish, wish_id)
     if wish is None or wish.status in ("draft", "pending_review", "rejected"):
-        raise AppError("validation_error", 422, "关联的心愿不存在或尚未发布",
-                       errors={"wish_id": ["未找到该心愿"]})
+        raise ValidationFailed(detail="关联的心愿不存在或尚未发布",
+                               errors={"wish_id": ["未找到该心愿"]})
     return wish
 
 
@@ -84,13 +70,8 @@ def request_disbursement(moderator: User, data: dict[str, Any]) -> Disbursement:
         raise insufficient(current, amount)
     item = Disbursement(amount_fen=amount, purpose=data["purpose"],
                         wish_id=wish.id if wish else None, payee=data.get("payee"),
-                        note=data.get("note"), status="pending_approval",
-                        requested_by=moderator.id, requested_at=utcnow())
-    db.session.add(item)
-    db.session.flush()
-    db.session.add(DisbursementTransition(disbursement_id=item.id, from_status=None,
-                                          to_status="pending_approval", action="request",
-                                          actor_id=moderator.id))
+                        note=data.get("note"), requested_by=moderator.id, requested_at=utcnow())
+    DISBURSEMENT.move(item, "request", moderator.id)  # creates it: pending approval
     others = db.session.execute(select(User.id).where(
         User.role == MODERATOR, User.active.is_(True), User.id != moderator.id)).scalars()
     notify_staff(list(others), "disbursement_requested", "拨付待审批",
@@ -117,10 +98,9 @@ def approve_disbursement(moderator: User, disbursement_id: str) -> Disbursement:
     """A second moderator approves: books, ledger and status in one transaction."""
     item = get_disbursement(disbursement_id, lock=True)
     if item.requested_by == moderator.id:
-        raise fund_error("second_approver_required", 403,
-                         "拨付须由申请人以外的另一位审核员批准")
-    if (item.status, "approve") not in TRANSITIONS:
-        _move(item, "approve", moderator.id)  # raises invalid_transition, nothing written
+        raise Forbidden("second_approver_required",
+                        "拨付须由申请人以外的另一位审核员批准")
+    DISBURSEMENT.step(item.status, "approve")  # invalid_transition before the fund is locked
     books.take_out(item.amount_fen)  # locks the fund; 409 if it no longer holds the amount
     _move(item, "approve", moderator.id)
     item.approved_by = moderator.id

@@ -9,17 +9,17 @@ app.fund.payments.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from app import wechatpay
 from app.auth.models import MODERATOR, User
-from app.errors import AppError
+from app.errors import Conflict, DomainError, NotFound, ValidationFailed
 from app.extensions import db
-from app.fund.errors import fund_error
-from app.fund.models import Donation, DonationTransition
+from app.fund.lifecycle import DONATION
+from app.fund.models import Donation
 from app.ledger.entries import donor_display
 from app.pagination import Page, keyset_page
 from app.settings import settings
@@ -33,22 +33,15 @@ FUND_NAME = "505公益基金"
 ORDER_DESCRIPTION = "505公益基金-爱心捐款"
 
 
-def _not_found() -> AppError:
-    return AppError("not_found", 404, "未找到该捐款")
-
-
-def audit(donation: Donation, source: str | None, action: str, actor_id: str | None,
-          reason: str | None = None, at: datetime | None = None) -> None:
-    db.session.add(DonationTransition(donation_id=donation.id, from_status=source,
-                                      to_status=donation.status, action=action,
-                                      actor_id=actor_id, reason=reason, at=at or utcnow()))
+def _not_found() -> DomainError:
+    return NotFound("未找到该捐款")
 
 
 def _check_amount(amount: int) -> None:
     limit = settings()["DONATION_MAX_FEN"]
     if amount > limit:
-        raise AppError("validation_error", 422, f"单笔捐款不能超过 {limit / 100:.2f} 元",
-                       errors={"amount_fen": [f"不能大于{limit}"]})
+        raise ValidationFailed(detail=f"单笔捐款不能超过 {limit / 100:.2f} 元",
+                               errors={"amount_fen": [f"不能大于{limit}"]})
 
 
 def _check_wish(wish_id: str | None) -> Wish | None:
@@ -57,10 +50,10 @@ def _check_wish(wish_id: str | None) -> Wish | None:
         return None
     wish = db.session.get(Wish, wish_id)
     if wish is None or not wish.is_public:
-        raise AppError("validation_error", 422, "指定的心愿不存在",
-                       errors={"wish_id": ["未找到该心愿"]})
+        raise ValidationFailed(detail="指定的心愿不存在",
+                               errors={"wish_id": ["未找到该心愿"]})
     if wish.status != "open":
-        raise fund_error("wish_not_open", 409, "这个心愿当前不接受捐款，可以直接捐给505公益基金")
+        raise Conflict("wish_not_open", "这个心愿当前不接受捐款，可以直接捐给505公益基金")
     return wish
 
 
@@ -92,11 +85,9 @@ def open_donation(donor: User, data: dict[str, Any]) -> Donation:
         wish_id=wish.id if wish else None, amount_fen=amount,
         anonymous=data.get("anonymous", True), receipt_requested=data.get("receipt_requested",
                                                                           False),
-        status="pending_payment", created_at=now,
+        created_at=now,
         expires_at=now + timedelta(seconds=settings()["DONATION_ORDER_TTL_SECONDS"]))
-    db.session.add(donation)
-    db.session.flush()
-    audit(donation, None, "create", donor.id, at=now)
+    DONATION.move(donation, "create", donor.id, at=now)  # creates it: pending payment
     current().produced("donation", donation.id)
     log.info("donation %s of %d fen opened by %s", donation.id, amount, donor.id)
     return donation
@@ -108,7 +99,7 @@ def ensure_order(donation: Donation) -> dict | None:
     if donation.status == "paid":
         return None
     if donation.status == "closed" or donation.expires_at <= utcnow():
-        raise fund_error("donation_closed", 409, "这笔捐款的支付已超时关闭，请重新发起捐款")
+        raise Conflict("donation_closed", "这笔捐款的支付已超时关闭，请重新发起捐款")
     if donation.prepay_id is None:
         donor = db.session.get(User, donation.donor_id)
         prepay_id = wechatpay.place_jsapi_order(

@@ -15,17 +15,16 @@ from sqlalchemy import (BigInteger, Boolean, CheckConstraint, ForeignKey, Index,
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.types import ID_LENGTH, TransitionAudit, UTCDateTime, new_id, utcnow
+from app.fund.lifecycle import DisbursementStatus, DonationStatus
+from app.fund.rules import (  # noqa: F401 - the chart of accounts, re-exported for readers
+    ACCOUNTS, DISBURSEMENTS_PAID, DONATIONS_RECEIVED, FUND_CASH,
+)
+from app.types import ID_LENGTH, UTCDateTime, new_id, utcnow
 from app.wishes.models import Wish
 
-# The chart of accounts, fixed. Debit-normal: cash and disbursements; credit-normal: donations.
-FUND_CASH = "fund_cash"                      # money the fund holds (资金余额)
-DONATIONS_RECEIVED = "donations_received"    # money given to the fund (捐款收入)
-DISBURSEMENTS_PAID = "disbursements_paid"    # money paid out by the fund (拨付支出)
-ACCOUNTS = (FUND_CASH, DONATIONS_RECEIVED, DISBURSEMENTS_PAID)
 
-DONATION_STATUSES = ("pending_payment", "paid", "closed")
-DISBURSEMENT_STATUSES = ("pending_approval", "approved", "rejected")
+DONATION_STATUSES = tuple(status.value for status in DonationStatus)
+DISBURSEMENT_STATUSES = tuple(status.value for status in DisbursementStatus)
 
 
 class BookTransaction(db.Model):
@@ -91,13 +90,6 @@ class Donation(db.Model):
     wish: Mapped[Wish | None] = relationship(lazy="joined")
 
 
-class DonationTransition(TransitionAudit, db.Model):
-    __tablename__ = "donation_transitions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    donation_id: Mapped[str] = mapped_column(ForeignKey("donations.id"), index=True)
-
-
 class Disbursement(db.Model):
     """Money out of the fund: requested by one moderator, approved by another."""
 
@@ -126,13 +118,6 @@ class Disbursement(db.Model):
     ledger_index: Mapped[int | None] = mapped_column(BigInteger)
 
     wish: Mapped[Wish | None] = relationship(lazy="joined")
-
-
-class DisbursementTransition(TransitionAudit, db.Model):
-    __tablename__ = "disbursement_transitions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    disbursement_id: Mapped[str] = mapped_column(ForeignKey("disbursements.id"), index=True)
 
 
 class FundReversal(db.Model):

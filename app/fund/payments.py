@@ -17,10 +17,10 @@ from typing import Any, Mapping
 from sqlalchemy import select
 
 from app import wechatpay
-from app.extensions import db
+from app.errors import BadRequest
 from app.events import DonationPaid
-from app.fund.donations import FUND_NAME, audit
-from app.fund.errors import fund_error
+from app.fund.donations import FUND_NAME
+from app.fund.lifecycle import DONATION
 from app.fund.models import Donation
 from app.notifications.service import notify_donor
 from app.settings import settings
@@ -33,7 +33,7 @@ SUCCESS_EVENT = "TRANSACTION.SUCCESS"
 
 
 def handle_notification(headers: Mapping[str, str], body: bytes) -> Donation | None:
-    """POST /payments/wechatpay/notify: verify, decrypt, settle. Raises AppError to refuse."""
+    """POST /payments/wechatpay/notify: verify, decrypt, settle. Raises a DomainError to refuse."""
     if not wechatpay.is_configured():
         # Orders placed before the fund was switched off may still be paid. Without the keys the
         # notice cannot be verified; a 503 makes WeChat Pay deliver it again later (it retries
@@ -54,7 +54,7 @@ def _mismatch(donation_id: str | None, out_trade_no: Any, via: str, problems: li
     """The error to raise: raising it rolls the unit of work back, so nothing is written."""
     log.warning("payment mismatch via %s for order %s (donation %s): %s; nothing written",
                 via, str(out_trade_no)[:64], donation_id, ", ".join(problems))
-    return fund_error("payment_mismatch", 400, "支付结果与订单不符，未做任何处理",
+    return BadRequest("payment_mismatch", "支付结果与订单不符，未做任何处理",
                       extra={"problems": problems})
 
 
@@ -118,13 +118,11 @@ def settle(tx: Mapping[str, Any], *, via: str) -> Donation:
         # A repeat delivery: acknowledged, nothing changes (the unit of work writes nothing).
         log.info("donation %s: repeated payment notice via %s acknowledged", donation.id, via)
         return donation
-    source = donation.status
-    if source == "closed":  # the money arrived after all: it counts
+    if donation.status == "closed":  # the money arrived after all: it counts
         log.warning("donation %s was closed but WeChat Pay reports it paid; settling", donation.id)
-    donation.status = "paid"
+    DONATION.move(donation, "pay", None, reason=f"via {via}")
     donation.transaction_id = tx["transaction_id"]
     donation.paid_at = _paid_at(tx)
-    audit(donation, source, "pay", None, reason=f"via {via}")
     current().emit(DonationPaid(donation.id))  # the books, the ledger, the thank-you
     log.info("donation %s paid: %d fen via %s (ledger %d)", donation.id, donation.amount_fen,
              via, donation.ledger_index)
@@ -138,8 +136,6 @@ def close_donation(donation_id: str, reason: str) -> bool:
                               .with_for_update(of=Donation)).scalar_one_or_none()
     if donation is None or donation.status != "pending_payment":
         return False
-    donation.status = "closed"
-    donation.closed_at = utcnow()
-    audit(donation, "pending_payment", "close", None, reason=reason)
+    donation.closed_at = DONATION.move(donation, "close", None, reason=reason).at
     log.info("donation %s closed (%s)", donation.id, reason)
     return True

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, tuple_
 
 from app import wechatpay
-from app.errors import AppError
+from app.errors import DomainError
 from app.extensions import db
 from app.fund.models import Donation
 from app.fund.payments import close_donation, settle
@@ -37,7 +37,7 @@ EXPIRY_GRACE = timedelta(seconds=60)  # a payment started just before time_expir
 def _check(donation_id: str, out_trade_no: str, expires_at: datetime, now: datetime) -> str:
     try:
         tx = wechatpay.query_order(out_trade_no)
-    except AppError as exc:
+    except DomainError as exc:
         if exc.code == "wechatpay_unavailable":
             return "unavailable"
         log.warning("reconcile: query of donation %s refused: %s", donation_id, exc.code)
@@ -46,7 +46,7 @@ def _check(donation_id: str, out_trade_no: str, expires_at: datetime, now: datet
     if state == "SUCCESS":
         try:
             settle(tx, via="reconciliation")
-        except AppError as exc:
+        except DomainError as exc:
             log.error("reconcile: donation %s paid but not settled: %s", donation_id, exc.code)
             return "error"
         return "paid"

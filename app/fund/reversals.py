@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.auth.models import User
-from app.errors import AppError
+from app.errors import Conflict, DomainError, NotFound
 from app.extensions import db
 from app.fund import books
-from app.fund.errors import fund_error, insufficient
+from app.fund.errors import insufficient
 from app.fund.models import FundReversal
 from app.ledger import entries, log as ledger
 from app.ledger.models import LedgerEntry
@@ -28,8 +28,8 @@ from app.wishes.models import Wish
 log = logging.getLogger(__name__)
 
 
-def _already(index: int) -> AppError:
-    return fund_error("already_reversed", 409, f"账目 #{index} 已经被冲正过，不能重复冲正")
+def _already(index: int) -> DomainError:
+    return Conflict("already_reversed", f"账目 #{index} 已经被冲正过，不能重复冲正")
 
 
 def reverse_entry(moderator: User, index: int, reason: str) -> FundReversal:
@@ -49,10 +49,10 @@ def _reverse(uow, moderator: User, index: int, reason: str) -> tuple[FundReversa
     original = db.session.execute(
         select(LedgerEntry).where(LedgerEntry.index == index)).scalar_one_or_none()
     if original is None:
-        raise AppError("not_found", 404, f"账本中没有编号为 {index} 的账目")
+        raise NotFound(f"账本中没有编号为 {index} 的账目")
     if original.kind == "reversal":
-        raise fund_error("cannot_reverse_reversal", 409,
-                         "冲正账目不能再被冲正；如需更正，请联系管理员核查")
+        raise Conflict("cannot_reverse_reversal",
+                       "冲正账目不能再被冲正；如需更正，请联系管理员核查")
     if db.session.execute(select(FundReversal.id).where(
             FundReversal.ledger_index == index)).scalar() is not None:
         raise _already(index)

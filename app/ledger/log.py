@@ -12,7 +12,7 @@ import os
 
 from sqlalchemy import and_, func, or_, select, text
 
-from app.errors import AppError
+from app.errors import DomainError, ValidationFailed
 from app.extensions import db
 from app.ledger import keys, merkle, note
 from app.ledger.canonical import canonical
@@ -104,8 +104,8 @@ def root(tree_size: int) -> bytes:
     return merkle.root_from_nodes(tree_size, _reader(plan))
 
 
-def _invalid(detail: str) -> AppError:
-    return AppError("validation_error", 422, detail)
+def _invalid(detail: str) -> DomainError:
+    return ValidationFailed(detail=detail)
 
 
 def inclusion(index: int, tree_size: int) -> list[bytes]:

@@ -3,8 +3,8 @@
 `sniff_format` names the format from magic bytes alone (JPEG, PNG or WebP; anything else is 415).
 `inspect` proves a file decodes cleanly under a pixel limit. `process` turns an upload into the only
 thing we ever store: an upright JPEG with no metadata, capped on its long side, a thumbnail, and a
-dHash to spot a proof that looks like an earlier one. Every rejection leaves as AppError (413
-upload_too_large, 415 unsupported_media_type, 422 invalid_image); a bomb or a corrupt file never
+dHash to spot a proof that looks like an earlier one. Every rejection leaves as a typed error
+(`upload_too_large`, `unsupported_media_type`, `invalid_image`); a bomb or a corrupt file never
 escapes as a crash, and nothing is decoded before its declared size has passed `max_pixels`.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Iterator
 
 from PIL import Image
 
-from app.errors import AppError
+from app.errors import DomainError, Invalid, TooLarge, UnsupportedType
 
 LOOKS_ALIKE_BITS = 6  # dHash distance (of 64 bits) at or under which two photos look alike
 JPEG_QUALITY = 85
@@ -75,7 +75,7 @@ class ProcessedPhoto:
 def ensure_upload_size(size: int | None, max_bytes: int) -> None:
     """413 when a body (declared or read) is over the upload limit; None means not known yet."""
     if size is not None and size > max_bytes:
-        raise AppError("upload_too_large", 413,
+        raise TooLarge("upload_too_large",
                        f"照片不能超过 {max_bytes / (1024 * 1024):g} MB")
 
 
@@ -87,7 +87,7 @@ def sniff_format(head: bytes) -> str:
         return "PNG"
     if len(head) >= 12 and head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return "WEBP"
-    raise AppError("unsupported_media_type", 415, "只支持 JPEG、PNG 或 WebP 格式的照片")
+    raise UnsupportedType("unsupported_media_type", "只支持 JPEG、PNG 或 WebP 格式的照片")
 
 
 def inspect(data: bytes, max_pixels: int) -> ImageInfo:
@@ -153,11 +153,11 @@ def unsigned64(value: int) -> int:
 
 # --- checking -------------------------------------------------------------------------------
 
-def _invalid(detail: str = _CORRUPT) -> AppError:
-    return AppError("invalid_image", 422, detail)
+def _invalid(detail: str = _CORRUPT) -> DomainError:
+    return Invalid("invalid_image", detail)
 
 
-def _too_many_pixels(max_pixels: int) -> AppError:
+def _too_many_pixels(max_pixels: int) -> DomainError:
     return _invalid(f"图片像素过多（上限 {max_pixels / 10_000:g} 万像素）")
 
 
@@ -215,7 +215,7 @@ def _open(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
         # A JPEG with several frames is an MPO (phones add a depth map or preview): we use frame 0.
         if fmt != "JPEG" and (getattr(im, "is_animated", False) or getattr(im, "n_frames", 1) > 1):
             raise _invalid(_ANIMATED)
-    except AppError:
+    except DomainError:
         im.close()
         raise
     return im, fmt

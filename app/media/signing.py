@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from app.errors import AppError
+from app.errors import DomainError, NotFound
 from app.media.storage import check_key
 from app.settings import resources, settings
 
@@ -39,7 +39,7 @@ def signed_url(key: str, ttl_seconds: int = DEFAULT_TTL_SECONDS, *, now: float |
 
 
 def verify(key: str, expires: str | int | None, sig: str | None, *, now: float | None = None) -> None:
-    """Return if the link is authentic and unexpired; AppError(not_found, 404) otherwise."""
+    """Return if the link is authentic and unexpired; NotFound otherwise."""
     try:
         check_key(key)
     except ValueError:
@@ -72,5 +72,5 @@ def _link_key() -> bytes:
     return cached
 
 
-def _not_found() -> AppError:
-    return AppError("not_found", 404, "图片链接无效或已过期")
+def _not_found() -> DomainError:
+    return NotFound("图片链接无效或已过期")

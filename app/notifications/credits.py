@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.auth.models import User
-from app.errors import AppError
+from app.errors import ValidationFailed
 from app.extensions import db
 from app.notifications.models import SubscriptionCredit
 from app.notifications.templates import template_ids
@@ -42,8 +42,8 @@ def record_consent(user: User, requested: Iterable[str], accepted: Iterable[str]
     """
     requested, accepted = set(requested), set(accepted)
     if not accepted <= requested:
-        raise AppError("validation_error", 422, "accepted 中的模板必须在 template_ids 中",
-                       errors={"accepted": ["只能包含本次请求过的模板"]})
+        raise ValidationFailed(detail="accepted 中的模板必须在 template_ids 中",
+                               errors={"accepted": ["只能包含本次请求过的模板"]})
     ours = set(template_ids(settings()).values())
     for template_id in sorted(accepted & ours):  # a fixed order: no deadlock between two reports
         _upsert_one(user.id, template_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.auth.models import User
-from app.errors import AppError
+from app.errors import NotFound
 from app.extensions import db
 from app.notifications.models import InboxNotification
 from app.pagination import Page, keyset_page
@@ -32,7 +32,7 @@ def get_notification_for(user: User, notification_id: str, *,
     else:
         notification = db.session.execute(query).scalar_one_or_none()
     if notification is None:
-        raise AppError("not_found", 404, "未找到该通知")
+        raise NotFound("未找到该通知")
     return notification
 
 

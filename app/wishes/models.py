@@ -1,4 +1,4 @@
-"""Wishes and the audit trail of every move through their lifecycle."""
+"""Wishes (the audit trail of their moves is `app.lifecycle.Transition`)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -10,11 +10,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.beneficiaries.models import Beneficiary, categories_of
 from app.extensions import db
-from app.types import ID_LENGTH, TransitionAudit, UTCDateTime, new_id, utcnow
+from app.types import ID_LENGTH, UTCDateTime, new_id, utcnow
+from app.wishes.status import WishStatus
 
 KINDS = ("goods", "service", "education")
-STATUSES = ("draft", "pending_review", "open", "rejected", "claimed", "delivered", "fulfilled",
-            "withdrawn")
+STATUSES = tuple(status.value for status in WishStatus)
 # States in which a wish has been published and its public card may be shown.
 PUBLISHED = ("open", "claimed", "delivered", "fulfilled")
 
@@ -97,11 +97,3 @@ class Wish(db.Model):
     def is_public(self) -> bool:
         return self.status in PUBLISHED and not self.hidden
 
-
-class WishTransition(TransitionAudit, db.Model):
-    """Audit row: who moved which wish from what to what, when and why."""
-
-    __tablename__ = "wish_transitions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    wish_id: Mapped[str] = mapped_column(ForeignKey("wishes.id"), index=True)

@@ -11,14 +11,17 @@ from app.auth.models import CASEWORKER, User
 from app.auth.scope import in_scope, scope_prefixes
 from app.beneficiaries.models import LEVEL_RANK, Beneficiary, CATEGORIES, category_mask
 from app.beneficiaries.service import get_beneficiary_for, identity_of
-from app.errors import AppError
+from app.errors import (
+    DomainError, Forbidden, Invalid, InvalidTransition, NotFound, ValidationFailed,
+)
 from app.extensions import db
+from app.lifecycle import Transition, history
 from app.pagination import Page, keyset_page
 from app.pii_scan import refuse_pii
 from app.regions import validate_region_code
 from app.uow import lock, use_case
-from app.wishes.lifecycle import transition
-from app.wishes.models import Wish, WishTransition
+from app.wishes.lifecycle import WISH, transition
+from app.wishes.models import Wish
 from app.wishes.public import PublicCard, read_public_card
 
 log = logging.getLogger(__name__)
@@ -27,8 +30,8 @@ EDITABLE_STATES = ("draft", "rejected")
 EDITABLE_FIELDS = ("title", "story", "kind", "item", "estimated_value_fen")
 
 
-def _not_found() -> AppError:
-    return AppError("not_found", 404, "未找到该心愿")
+def _not_found() -> DomainError:
+    return NotFound("未找到该心愿")
 
 
 def _lock(wish_id: str) -> Wish | None:
@@ -69,26 +72,23 @@ def get_wish_for_staff(user: User, wish_id: str, *, lock: bool = False) -> Wish:
 
 def _check_author(user: User, wish: Wish) -> None:
     if wish.author_id != user.id:
-        raise AppError("forbidden", 403, "只有发布该心愿的协理员可以修改或提交")
+        raise Forbidden("forbidden", "只有发布该心愿的协理员可以修改或提交")
 
 
 @use_case
 def create_wish(user: User, data: dict[str, Any]) -> Wish:
     try:
         ben = get_beneficiary_for(user, data["beneficiary_id"])
-    except AppError:
-        raise AppError("validation_error", 422, "受助人不存在或不在您的负责范围内",
-                       errors={"beneficiary_id": ["受助人不存在"]}) from None
+    except DomainError:
+        raise ValidationFailed(detail="受助人不存在或不在您的负责范围内",
+                               errors={"beneficiary_id": ["受助人不存在"]}) from None
     if ben.consent_withdrawn_at is not None:
-        raise AppError("consent_missing", 422, "该受助人已撤回同意，不能发布心愿")
+        raise Invalid("consent_missing", "该受助人已撤回同意，不能发布心愿")
     _check_public_text(ben, data)
     wish = Wish(beneficiary=ben, author_id=user.id, region_code=ben.region_code,
-                status="draft", **{f: data.get(f) for f in EDITABLE_FIELDS})
+                **{f: data.get(f) for f in EDITABLE_FIELDS})
     _copy_assessment(wish, ben)
-    db.session.add(wish)
-    db.session.flush()
-    db.session.add(WishTransition(wish_id=wish.id, from_status=None, to_status="draft",
-                                  action="create", actor_id=user.id))
+    transition(wish, "create", user.id)  # creation is a move from no status to draft
     log.info("wish %s drafted by %s", wish.id, user.id)
     return wish
 
@@ -120,8 +120,8 @@ def update_wish(user: User, wish_id: str, changes: dict[str, Any]) -> Wish:
     wish = get_wish_for_staff(user, wish_id, lock=True)
     _check_author(user, wish)
     if wish.status not in EDITABLE_STATES:
-        raise AppError("invalid_transition", 409, "只有草稿或被驳回的心愿可以修改",
-                       extra={"current_status": wish.status, "action": "edit"})
+        raise InvalidTransition("只有草稿或被驳回的心愿可以修改", current_status=wish.status,
+                                action="edit")
     _check_public_text(wish.beneficiary, changes)
     for field in EDITABLE_FIELDS:
         if field in changes:
@@ -135,7 +135,7 @@ def submit_wish(user: User, wish_id: str) -> Wish:
     _check_author(user, wish)
     ben = wish.beneficiary
     if not ben.has_consent("publication"):
-        raise AppError("consent_missing", 422, "受助人尚未同意公开发布（publication），不能提交")
+        raise Invalid("consent_missing", "受助人尚未同意公开发布（publication），不能提交")
     # Again at submission: a draft saved before these rules, or under an older identity.
     _check_public_text(ben, {f: getattr(wish, f) for f in PUBLIC_TEXT_FIELDS})
     _copy_assessment(wish, ben)
@@ -147,7 +147,7 @@ def submit_wish(user: User, wish_id: str) -> Wish:
 def approve_wish(user: User, wish_id: str) -> Wish:
     wish = get_wish_for_staff(user, wish_id, lock=True)
     if wish.author_id == user.id:
-        raise AppError("self_approval", 403, "不能审核自己提交的心愿")
+        raise Forbidden("self_approval", "不能审核自己提交的心愿")
     transition(wish, "approve", user.id)
     wish.approved_by = user.id
     wish.reject_reason = None
@@ -159,7 +159,7 @@ def approve_wish(user: User, wish_id: str) -> Wish:
 def reject_wish(user: User, wish_id: str, reason: str) -> Wish:
     wish = get_wish_for_staff(user, wish_id, lock=True)
     if wish.author_id == user.id:
-        raise AppError("self_approval", 403, "不能审核自己提交的心愿")
+        raise Forbidden("self_approval", "不能审核自己提交的心愿")
     _check_reason(wish, reason)
     transition(wish, "reject", user.id, reason)
     wish.reject_reason = reason
@@ -191,11 +191,9 @@ def hide_wishes_of_beneficiary(ben: Beneficiary, actor: User) -> None:
         wish.hidden = True  # the feed shows only open wishes: transition() rang its bell
 
 
-def transitions_of(user: User, wish_id: str) -> list[WishTransition]:
+def transitions_of(user: User, wish_id: str) -> list[Transition]:
     wish = get_wish_for_staff(user, wish_id)
-    return list(db.session.execute(
-        select(WishTransition).where(WishTransition.wish_id == wish.id)
-        .order_by(WishTransition.id)).scalars())
+    return history(WISH.name, wish.id)
 
 
 def review_queue(*, limit: int, cursor: str | None) -> Page:

@@ -227,7 +227,8 @@ def final_check(url: str, total_201: int) -> list[str]:
     with psycopg.connect(url) as conn:
         claims, = conn.execute("SELECT count(*) FROM claims").fetchone()
         audits, = conn.execute(
-            "SELECT count(*) FROM claim_transitions WHERE action = 'claim'").fetchone()
+            "SELECT count(*) FROM transitions WHERE entity_type = 'claim' AND action = 'claim'"
+        ).fetchone()
         outbox, = conn.execute(
             "SELECT count(*) FROM outbox WHERE topic = 'claim_created'").fetchone()
     return [f"all rounds: {total_201} answers 201 but {n} {what}"

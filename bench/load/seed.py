@@ -166,8 +166,9 @@ def _copy_wishes(db, templates: list[str], count: int, rng: random.Random) -> li
         cur.execute("SELECT * FROM wishes WHERE id = ANY(%s)", (templates,))
         columns = [d.name for d in cur.description]
         rows = cur.fetchall()
-        cur.execute("SELECT wish_id, from_status, to_status, action, actor_id, reason, at"
-                    " FROM wish_transitions WHERE wish_id = ANY(%s) ORDER BY id", (templates,))
+        cur.execute("SELECT entity_id, from_status, to_status, action, actor_id, reason, at"
+                    " FROM transitions WHERE entity_type = 'wish' AND entity_id = ANY(%s)"
+                    " ORDER BY id", (templates,))
         history: dict[str, list[tuple]] = {}
         for row in cur.fetchall():
             history.setdefault(row[0], []).append(row[1:])
@@ -188,10 +189,10 @@ def _copy_wishes(db, templates: list[str], count: int, rng: random.Random) -> li
         with cur.copy(f"COPY wishes ({names}) FROM STDIN") as copy:
             for row, _ in copies:
                 copy.write_row(row)
-        with cur.copy("COPY wish_transitions (wish_id, from_status, to_status, action, actor_id,"
-                      " reason, at) FROM STDIN") as copy:
+        with cur.copy("COPY transitions (entity_type, entity_id, from_status, to_status, action,"
+                      " actor_id, reason, at) FROM STDIN") as copy:
             for row, steps in copies:
                 for step in steps:
-                    copy.write_row((row[col["id"]], *step))
+                    copy.write_row(("wish", row[col["id"]], *step))
     db.session.commit()
     return made

@@ -92,15 +92,17 @@ def rearm(url: str, due: int) -> None:
     with psycopg.connect(url) as conn:
         conn.execute("DELETE FROM outbox WHERE dedupe_key LIKE 'claim-expired:%'")
         conn.execute("DELETE FROM inbox_notifications WHERE dedupe_key LIKE 'claim-expired:%'")
-        conn.execute("DELETE FROM claim_transitions WHERE claim_id = ANY(%s)", (ids,))
-        conn.execute("DELETE FROM wish_transitions WHERE wish_id = ANY(%s)", (wish_ids,))
+        conn.execute("DELETE FROM transitions WHERE entity_type = 'claim' AND entity_id = ANY(%s)",
+                     (ids,))
+        conn.execute("DELETE FROM transitions WHERE entity_type = 'wish' AND entity_id = ANY(%s)",
+                     (wish_ids,))
         conn.execute("UPDATE wishes SET status = 'claimed', due_at = now() - interval '1 minute'"
                      " WHERE id = ANY(%s)", (wish_ids,))
         conn.execute("UPDATE claims SET status = 'active', ended_at = NULL,"
                      " due_at = now() - interval '1 minute' WHERE id = ANY(%s)", (ids,))
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE claims, wishes, outbox, inbox_notifications,"
-                     " claim_transitions, wish_transitions")
+                     " transitions")
 
 
 def time_sweep(app, expect: int) -> float:

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from app.claims.models import Claim, ClaimTransition
+from app.claims.models import Claim
 from app.extensions import db
+from app.lifecycle import Transition
 from tests.factories import deliver_with_photo
 
 
@@ -182,8 +183,9 @@ def test_confirm_fulfils_the_wish_and_thanks_the_donor(client, actors, staff, ap
     with app.app_context():
         topics = [m.topic for m in db.session.execute(select(OutboxMessage)).scalars()]
         assert sorted(topics) == ["claim_created", "wish_fulfilled"]
-        actions = db.session.execute(select(ClaimTransition.action)
-                                     .order_by(ClaimTransition.id)).scalars().all()
+        actions = db.session.execute(select(Transition.action)
+                                     .where(Transition.entity_type == "claim")
+                                     .order_by(Transition.id)).scalars().all()
         assert actions == ["claim", "deliver", "confirm"]
 
 

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.auth.models import User
-from app.errors import AppError
+from app.errors import DomainError
 from tests.concurrency import run_together
 from tests.factories import PASSWORD
 
@@ -83,7 +83,7 @@ def test_two_admins_disabling_each_other_at_once_leave_one(app, actors, needs_po
                 try:
                     update_staff(user_id, active=False)
                     return "disabled"
-                except AppError as exc:
+                except DomainError as exc:
                     return exc.code
         return call
 

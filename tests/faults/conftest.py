@@ -283,11 +283,12 @@ def claim_invariants(app) -> list[str]:
             "(SELECT 1 FROM claims c WHERE c.wish_id = w.id AND c.status IN "
             "('active', 'delivered'))",
         "a claim without its 'claim' transition":
-            "SELECT count(*) FROM claims c WHERE NOT EXISTS (SELECT 1 FROM claim_transitions t "
-            "WHERE t.claim_id = c.id AND t.action = 'claim')",
+            "SELECT count(*) FROM claims c WHERE NOT EXISTS (SELECT 1 FROM transitions t "
+            "WHERE t.entity_type = 'claim' AND t.entity_id = c.id AND t.action = 'claim')",
         "a claim whose status is not its last transition's":
             "SELECT count(*) FROM claims c WHERE c.status <> (SELECT t.to_status FROM "
-            "claim_transitions t WHERE t.claim_id = c.id ORDER BY t.at DESC, t.id DESC LIMIT 1)",
+            "transitions t WHERE t.entity_type = 'claim' AND t.entity_id = c.id "
+            "ORDER BY t.at DESC, t.id DESC LIMIT 1)",
         "a claim without its claim_created message":
             "SELECT count(*) FROM claims c WHERE NOT EXISTS (SELECT 1 FROM outbox o "
             "WHERE o.dedupe_key = 'claim-created:' || c.id)",

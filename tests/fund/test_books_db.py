@@ -36,14 +36,15 @@ def test_an_unbalanced_transaction_is_refused_before_it_reaches_the_database(app
 
 
 def test_taking_out_more_than_the_fund_holds_is_409(app):
-    from app.errors import AppError
+    from app.errors import DomainError
+    from miniprogram_api.problems import status_of
 
     with app.app_context():
         books.record_donation("don_a", 100)
         db.session.commit()
-        with pytest.raises(AppError) as refused:
+        with pytest.raises(DomainError) as refused:
             books.take_out(101)
-        assert refused.value.code == "insufficient_funds" and refused.value.status == 409
+        assert refused.value.code == "insufficient_funds" and status_of(refused.value) == 409
         db.session.rollback()
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from app.fund.models import BookTransaction, Disbursement, DisbursementTransition
+from app.fund.models import BookTransaction, Disbursement
+from app.lifecycle import Transition
 from app.ledger.models import LedgerEntry
 from tests.concurrency import run_together
 from tests.fund.conftest import balances, count, paid_donation
@@ -45,8 +46,8 @@ def test_a_second_moderator_approves_and_the_money_moves_with_a_ledger_entry(
     assert entry["kind"] == "disbursement" and entry["value_fen"] == 60000
     assert entry["item"] == PURPOSE and entry["wish_id"] == wish["id"]
     assert "泉港康复器材店" not in json.dumps(entry, ensure_ascii=False)  # the payee stays inside
-    assert count(app, DisbursementTransition,
-                 DisbursementTransition.disbursement_id == item["id"]) == 2
+    assert count(app, Transition, Transition.entity_type == "disbursement",
+                 Transition.entity_id == item["id"]) == 2
 
     again = _approve(client, second, item["id"])
     assert again.status_code == 409 and again.get_json()["code"] == "invalid_transition"

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from app.fund.models import BookTransaction, Donation, DonationTransition
+from app.fund.models import BookTransaction, Donation
 from app.ledger.models import LedgerEntry
+from app.lifecycle import Transition
 from app.notifications.models import OutboxMessage
 from tests.concurrency import run_together
 from tests.fakes.wechatpay import new_rsa_key
@@ -19,8 +20,8 @@ def _effects(app, donation_id: str) -> dict:
         "books": count(app, BookTransaction, BookTransaction.source_id == donation_id),
         "ledger": count(app, LedgerEntry, LedgerEntry.source_id == donation_id),
         "thanks": count(app, OutboxMessage, OutboxMessage.topic == "donation_thanks"),
-        "audit": count(app, DonationTransition, DonationTransition.donation_id == donation_id,
-                       DonationTransition.action == "pay"),
+        "audit": count(app, Transition, Transition.entity_type == "donation",
+                       Transition.entity_id == donation_id, Transition.action == "pay"),
     }
 
 

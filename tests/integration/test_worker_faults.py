@@ -9,8 +9,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select, text, update
 
-from app.claims.models import Claim, ClaimTransition
+from app.claims.models import Claim
 from app.extensions import db
+from app.lifecycle import Transition
 from app.notifications.models import OutboxMessage
 from tests.factories import open_wishes_through_services
 
@@ -71,8 +72,9 @@ def test_worker_killed_mid_sweep_expires_each_claim_exactly_once(app, processes)
     _wait(lambda: _expired(app) == n, 60, "every claim to expire")
     with app.app_context():
         per_claim = db.session.execute(
-            select(ClaimTransition.claim_id, func.count()).where(ClaimTransition.action == "expire")
-            .group_by(ClaimTransition.claim_id)).all()
+            select(Transition.entity_id, func.count())
+            .where(Transition.entity_type == "claim", Transition.action == "expire")
+            .group_by(Transition.entity_id)).all()
         assert len(per_claim) == n and {c for _, c in per_claim} == {1}
         assert db.session.execute(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.topic == "claim_expired")).scalar_one() == n

@@ -9,7 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import func, select
 
-from app.errors import AppError
+from app.errors import DomainError
+
+from miniprogram_api.problems import status_of
 from app.extensions import db
 from app.ledger import entries, log, merkle, note
 from app.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerNode
@@ -114,9 +116,9 @@ def test_impossible_proof_requests_are_422(app, call, args):
         for n in range(3):
             _append(n)
         db.session.commit()
-        with pytest.raises(AppError) as err:
+        with pytest.raises(DomainError) as err:
             getattr(log, call)(*args)
-        assert err.value.status == 422 and err.value.detail
+        assert status_of(err.value) == 422 and err.value.detail
 
 
 @pytest.mark.parametrize("statement", [

@@ -12,19 +12,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
-from app.errors import AppError
+from app.errors import DomainError
+
+from miniprogram_api.problems import status_of
 from app.media import images
 from tests.media.conftest import XMP, encode, exif_with, png_declaring, scene
 
 MP40 = 40_000_000
 
 
-def _refused(data: bytes, code: str, max_pixels: int = MP40) -> AppError:
+def _refused(data: bytes, code: str, max_pixels: int = MP40) -> DomainError:
     """Both entry points refuse `data` with `code`; the process() error is returned."""
-    with pytest.raises(AppError) as inspected:
+    with pytest.raises(DomainError) as inspected:
         images.inspect(data, max_pixels)
     assert inspected.value.code == code
-    with pytest.raises(AppError) as processed:
+    with pytest.raises(DomainError) as processed:
         images.process(data, max_pixels=max_pixels)
     assert processed.value.code == code
     return processed.value
@@ -117,7 +119,7 @@ REFUSED_FORMATS = {
 @pytest.mark.parametrize("name", sorted(REFUSED_FORMATS))
 def test_anything_but_jpeg_png_or_webp_by_its_bytes_is_415(name):
     error = _refused(REFUSED_FORMATS[name], "unsupported_media_type")
-    assert error.status == 415 and "JPEG" in error.detail
+    assert status_of(error) == 415 and "JPEG" in error.detail
 
 
 # --- refused as invalid: 422 ----------------------------------------------------------------
@@ -293,9 +295,9 @@ def test_hash_fits_a_signed_bigint_and_back():
 def test_upload_over_the_byte_limit_is_413():
     images.ensure_upload_size(10 * 1024 * 1024, 10 * 1024 * 1024)
     images.ensure_upload_size(None, 10)
-    with pytest.raises(AppError) as caught:
+    with pytest.raises(DomainError) as caught:
         images.ensure_upload_size(10 * 1024 * 1024 + 1, 10 * 1024 * 1024)
-    assert (caught.value.code, caught.value.status) == ("upload_too_large", 413)
+    assert (caught.value.code, status_of(caught.value)) == ("upload_too_large", 413)
     assert "10 MB" in caught.value.detail
 
 
@@ -310,7 +312,7 @@ def test_threads_mixing_bombs_and_photos_each_get_their_own_answer(photo):
             try:
                 images.process(data, max_pixels=MP40)
                 outcomes.append("ok")
-            except AppError as exc:
+            except DomainError as exc:
                 outcomes.append(exc.code)
 
     threads = [threading.Thread(target=work, args=(good if i % 2 else bomb,)) for i in range(6)]
@@ -334,7 +336,7 @@ def test_damaged_files_only_ever_raise_app_errors(fmt, data):
     blob = blob[: data.draw(st.integers(1, len(blob)))]
     try:
         result = images.process(bytes(blob), max_pixels=MP40)
-    except AppError as exc:
+    except DomainError as exc:
         assert exc.code in {"invalid_image", "unsupported_media_type"}
     else:
         assert result.image.startswith(b"\xff\xd8") and result.image.endswith(b"\xff\xd9")

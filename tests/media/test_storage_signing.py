@@ -9,7 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 
-from app.errors import AppError
+from app.errors import DomainError
+
+from miniprogram_api.problems import status_of
 from app.media import signing
 from app.media.storage import LocalStorage, content_type_for, get_storage
 
@@ -138,15 +140,15 @@ def test_signed_link_names_the_key_and_works_until_it_expires(media_app):
     signing.verify(key, expires, sig, now=1_700_000_000)
     signing.verify(key, expires, sig, now=1_700_000_299)
     for late in (1_700_000_300, 1_700_086_400):
-        with pytest.raises(AppError) as caught:
+        with pytest.raises(DomainError) as caught:
             signing.verify(key, expires, sig, now=late)
-        assert (caught.value.code, caught.value.status) == ("not_found", 404)
+        assert (caught.value.code, status_of(caught.value)) == ("not_found", 404)
 
 
 def test_default_link_is_valid_now_for_five_minutes(media_app):
     key, expires, sig = _parts(signing.signed_url(KEY))
     signing.verify(key, expires, sig)
-    with pytest.raises(AppError):
+    with pytest.raises(DomainError):
         signing.verify(key, expires, sig, now=int(expires))
 
 
@@ -161,9 +163,9 @@ def test_edited_links_are_404(media_app):
         ("../" + key, expires, sig),
     ]
     for edited in edits:
-        with pytest.raises(AppError) as caught:
+        with pytest.raises(DomainError) as caught:
             signing.verify(*edited, now=1_700_000_000)
-        assert caught.value.status == 404, edited
+        assert status_of(caught.value) == 404, edited
 
 
 def test_link_signed_under_another_secret_key_is_404(media_app):
@@ -171,7 +173,7 @@ def test_link_signed_under_another_secret_key_is_404(media_app):
     other = Flask("another-deployment")
     other.config["SECRET_KEY"] = "a-different-secret-key-0123456789abcdef"
     with other.app_context():
-        with pytest.raises(AppError):
+        with pytest.raises(DomainError):
             signing.verify(*_parts(url), now=1_700_000_000)
 
 

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from app.claims.models import Claim, ClaimTransition
+from app.claims.models import Claim
 from app.extensions import db
+from app.lifecycle import Transition
 from app.notifications.models import InboxNotification, OutboxMessage
 from tests.concurrency import run_together
 
@@ -56,7 +57,8 @@ def test_expiring_twice_changes_nothing_the_second_time(app, claimed):
         assert expire_claim(claimed[0], now=_later(3)) is False
         assert sweep_due_claims(now=_later(3)) == 2
         assert sweep_due_claims(now=_later(3)) == 0
-        assert _count(ClaimTransition, ClaimTransition.action == "expire") == 3
+        assert _count(Transition, Transition.entity_type == "claim",
+                      Transition.action == "expire") == 3
         assert _count(OutboxMessage, OutboxMessage.topic == "claim_expired") == 3
 
 
@@ -80,7 +82,8 @@ def test_two_sweepers_at_once_expire_each_claim_once(app, claimed, needs_postgre
 
     assert sum(run_together([run, run])) == 3
     with app.app_context():
-        assert _count(ClaimTransition, ClaimTransition.action == "expire") == 3
+        assert _count(Transition, Transition.entity_type == "claim",
+                      Transition.action == "expire") == 3
         assert _count(OutboxMessage, OutboxMessage.topic == "claim_expired") == 3
 
 
