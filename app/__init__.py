@@ -82,6 +82,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _import_models()
     from app import handlers
     handlers.install()  # the domain event table (app.handlers) into the unit of work
+    from app.wishes import feed_cache
+    feed_cache.listen()  # the public card cache's flush hook (installed once per process)
     import public_site
     public_site.register(app)  # before Api(app): its swagger_ui.html replaces flask-smorest's
     api = Api(app)

@@ -5,7 +5,8 @@ Redis and is read once per request, before the database is:
 
 - feed pages under one *generation*: any move into or out of `open` bumps it (lifecycle.transition);
 - a wish card under that wish's own *card version*: any change to a wish row, or to the alias or
-  birth year of its beneficiary, bumps it (a flush hook, so no write path can forget it).
+  birth year of its beneficiary, bumps it (a flush hook, installed by the app factory with
+  `listen()`, so no write path can forget it).
 
 A change bumps its number twice: once before the commit and once after it, so a body rendered from
 the old state in between is stored under a number that is already gone. If Redis is unreachable the
@@ -170,7 +171,13 @@ def _bump_cards(wish_ids: Iterable[str]) -> Callable[[redis.Redis], None]:
 _CARD_FIELDS_OF_BENEFICIARY = ("alias", "birth_year")
 
 
-@event.listens_for(Session, "before_flush")
+def listen() -> None:
+    """Install the flush hook that bumps card versions (the app factory does, once): nothing is
+    registered by importing this module."""
+    if not event.contains(Session, "before_flush", _cards_changed):
+        event.listen(Session, "before_flush", _cards_changed)
+
+
 def _cards_changed(session: Session, _flush_context, _instances) -> None:
     """Bump the card version of every wish whose row (or beneficiary's public part) changes."""
     from app.beneficiaries.models import Beneficiary
