@@ -1,7 +1,7 @@
 """The pages: each parses its query, makes one read through the domain and renders a template."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request, send_file
+from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file
 
 from app import stats
 from app.auth.policy import PUBLIC, allow
@@ -115,6 +115,22 @@ def stats_page():
     """The public figures, with charts drawn here as inline SVG and their numbers as tables."""
     return render_template("site/stats.html", totals=stats.public_stats(),
                            charts=figures.build(figures.series()))
+
+
+# The contract keeps the ops checks under /api/v1; a probe configured with the usual root paths is
+# sent there. 308, not 301/302: the method is kept, and it may be cached as permanent.
+@bp.get("/healthz")
+@allow(PUBLIC)
+def healthz():
+    """Liveness lives at /api/v1/healthz."""
+    return redirect("/api/v1/healthz", code=308)
+
+
+@bp.get("/readyz")
+@allow(PUBLIC)
+def readyz():
+    """Readiness lives at /api/v1/readyz."""
+    return redirect("/api/v1/readyz", code=308)
 
 
 @bp.get("/assets/<path:name>")
