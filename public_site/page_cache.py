@@ -9,9 +9,15 @@ while the numbers it was rendered under still hold (at most FEED_CACHE_SECONDS i
 - the ledger's pages under the ledger version, which a flush hook here bumps whenever a session
   adds a ledger entry, once before the commit and once after it, as the card versions are.
 
-A hit costs one Redis round trip and no database query. The numbers are read before the database
-is, so a page rendered from a state that changed meanwhile is stored under a number already gone.
-Redis unreachable: pages are rendered every time, never served from an unchecked cache.
+The numbers are read before the database is, so a page rendered from a state that changed
+meanwhile is stored under a number already gone. A process trusts a number it read for
+RECHECK_SECONDS, and forgets them all whenever one of its own sessions commits a write: its own
+changes reach its pages at once, another process's within RECHECK_SECONDS (the pages say
+`Cache-Control: public, max-age=30`, so a browser or CDN may hold them far longer anyway). A hit
+then costs no database query and, most of the time, no Redis round trip either: under load that
+round trip (a context switch to redis-server and back on a busy machine) cost as much as the
+rest of the request (bench/README.md). Redis unreachable: pages are rendered every time, never
+served from an unchecked cache.
 """
 from __future__ import annotations
 
@@ -35,6 +41,8 @@ log = logging.getLogger(__name__)
 
 LEDGER_VERSION_KEY = "ledger:version"
 MAX_PAGES = 2048  # ~16 kB each: at most ~32 MB a process
+RECHECK_SECONDS = 1.0  # how long a version number read from Redis is trusted
+MAX_NUMBERS = 20_000  # version numbers remembered (one per wish page read, and two more)
 
 
 class _Pages:
@@ -67,11 +75,43 @@ class _Pages:
             self._items.clear()
 
 
+class _Numbers:
+    """The version numbers last read from Redis, each with when it was asked for."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def fresh(self, names: list[str]) -> tuple[int, ...] | None:
+        """All of `names`, if each was read less than RECHECK_SECONDS ago; else None."""
+        oldest = time.monotonic() - RECHECK_SECONDS
+        with self._lock:
+            found = [self._seen.get(name) for name in names]
+        if any(hit is None or hit[0] < oldest for hit in found):
+            return None
+        return tuple(hit[1] for hit in found)
+
+    def remember(self, names: list[str], numbers: tuple, asked_at: float) -> None:
+        with self._lock:
+            if len(self._seen) > self.max_entries:
+                self._seen.clear()
+            for name, number in zip(names, numbers):
+                if number is not None:
+                    self._seen[name] = (asked_at, number)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._seen.clear()
+
+
 _pages = _Pages(MAX_PAGES)
+_numbers = _Numbers(MAX_NUMBERS)
 
 
 def clear() -> None:
     _pages.clear()
+    _numbers.clear()
 
 
 def _epoch() -> int:
@@ -88,12 +128,15 @@ def _serve(versions: list[str], key: Hashable, render: Callable[[], bytes],
     (a wish's card version) only if it rendered, so ids the public cannot see never make keys.
     """
     ttl = float(current_app.config["FEED_CACHE_SECONDS"])
-    try:
-        client = get_redis()
-        raw = client.mget(versions)
-    except redis.RedisError:
-        return render()  # bypass, never trust
-    numbers = tuple(None if value is None else int(value) for value in raw)
+    numbers = _numbers.fresh(versions)
+    if numbers is None:
+        asked_at = time.monotonic()
+        try:
+            raw = get_redis().mget(versions)
+        except redis.RedisError:
+            return render()  # bypass, never trust
+        numbers = tuple(None if value is None else int(value) for value in raw)
+        _numbers.remember(versions, numbers, asked_at)
     if None not in numbers and ttl > 0:
         hit = _pages.get(numbers, key)
         if hit is not None:
@@ -105,6 +148,7 @@ def _serve(versions: list[str], key: Hashable, render: Callable[[], bytes],
             _pages.put(numbers, key, body, ttl)
         return body
     try:
+        client = get_redis()
         for name in missing:
             client.set(name, _epoch(), nx=True,
                        ex=feed_cache.CARD_VERSION_SECONDS if name in lazy else None)
@@ -155,3 +199,27 @@ def _ledger_grows(session: Session, _flush_context, _instances) -> None:
         return
     _safely_bump_ledger()
     on_commit(session, _safely_bump_ledger, key="site:ledger-version")
+
+
+# --- this process's own writes -----------------------------------------------------------------
+
+_WROTE = "site:wrote"
+
+
+@event.listens_for(Session, "before_flush")
+def _note_write(session: Session, _flush_context, _instances) -> None:
+    if session.new or session.dirty or session.deleted:
+        session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_numbers(session: Session) -> None:
+    """A write committed here was bumped in Redis (feed_cache, the hook above): read the numbers
+    again, so this process shows it at once."""
+    if session.info.pop(_WROTE, False):
+        _numbers.clear()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_write(session: Session) -> None:
+    session.info.pop(_WROTE, None)

@@ -118,3 +118,31 @@ def test_pages_come_from_the_database_while_redis_is_unreachable(app, client, si
         assert "没有缓存也要新" in page(client, "/")
     finally:
         app.extensions["redis"] = working
+
+
+def test_a_change_made_by_another_process_reaches_a_cached_page_within_the_recheck_time(
+        app, client, site, monkeypatch):
+    """Another process (a worker, another gunicorn worker) changes the row and bumps the card
+    version in Redis; this process has no write of its own to tell it, so it sees the change
+    once the number it read is older than RECHECK_SECONDS."""
+    import time
+
+    import sqlalchemy as sa
+
+    from app.extensions import db
+    from app.redis_conn import get_redis
+    from app.wishes import feed_cache
+    from public_site import page_cache
+
+    monkeypatch.setattr(page_cache, "RECHECK_SECONDS", 0.3)
+    wish_id = site.open_ids["blue"]
+    page(client, f"/w/{wish_id}")
+    assert "另一个进程改的标题" not in page(client, f"/w/{wish_id}")
+    with app.app_context():
+        with db.engine.begin() as conn:  # not this app's session: no hook of this process runs
+            conn.execute(sa.text("UPDATE wishes SET title = '另一个进程改的标题' WHERE id = :id"),
+                         {"id": wish_id})
+        get_redis().incr(feed_cache.CARD_VERSION_KEY.format(wish_id))
+
+    time.sleep(0.35)
+    assert "另一个进程改的标题" in page(client, f"/w/{wish_id}")
