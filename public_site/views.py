@@ -42,8 +42,8 @@ def _html(body: bytes):
 
 # The wall, a wish's page and the ledger are what a crowd opens: each is served from this
 # process's page cache (public_site.page_cache) while the Redis version numbers it was rendered
-# under hold, so a hit is one Redis round trip and no query. Each key holds everything the page
-# depends on besides those numbers.
+# under hold, so a hit is no query (and mostly no Redis round trip). Each key holds everything
+# the page depends on besides those numbers.
 
 @bp.get("/")
 @allow(PUBLIC)
