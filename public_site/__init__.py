@@ -16,8 +16,10 @@ def register(app: Flask) -> None:
     """Register the site. Call before flask-smorest's Api(app): this blueprint's
     `swagger_ui.html` then replaces flask-smorest's (Jinja searches blueprints' template folders
     in registration order), so the docs page loads Swagger UI from our own hashed files."""
+    from public_site import page_cache
     from public_site.views import bp
 
+    page_cache.listen()
     site_assets = assets.collect()
     app.extensions["site_assets"] = site_assets
     present.register(app)

@@ -156,6 +156,7 @@ def _empty(application) -> None:
     from app.extensions import db
     from app.redis_conn import get_redis
     from app.wishes import feed_cache
+    from public_site import page_cache
 
     with application.app_context():
         db.session.remove()
@@ -179,6 +180,7 @@ def _empty(application) -> None:
                 else:
                     os.unlink(entry.path)
     feed_cache.clear()
+    page_cache.clear()  # its version numbers, trusted for a second, belong to the old Redis
 
 
 _SEQUENCES: dict[str, list[str]] = {}  # table -> its sequences, read once per database

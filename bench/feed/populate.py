@@ -22,13 +22,12 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, for `app`
 
 from app.beneficiaries.models import CATEGORIES, LEVEL_RANK, category_mask  # noqa: E402
+from app.divisions import NAMES, TOWNS as DIVISION_TOWNS  # noqa: E402
 from app.types import new_id  # noqa: E402
 
-# Towns and streets of 泉港区 (350505) with their statistical division codes.
-TOWNS = {
-    "350505001": "山腰街道", "350505100": "南埔镇", "350505101": "界山镇",
-    "350505102": "后龙镇", "350505103": "峰尾镇", "350505104": "前黄镇", "350505105": "涂岭镇",
-}
+# Towns and streets of 泉港区 (350505) with their statistical division codes: the app's one
+# division table, so every wish lies in a town the pages can name.
+TOWNS = {code: NAMES[code] for code in DIVISION_TOWNS}
 # Weights: (value, weight). Shapes the data roughly like a county programme a few years in.
 LEVELS = [("red", 10), ("orange", 20), ("yellow", 35), ("blue", 35)]
 KINDS = [("goods", 60), ("service", 25), ("education", 15)]

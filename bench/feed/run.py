@@ -128,7 +128,7 @@ def measure(args, url: str, work: Path, endpoints: list | None = None) -> dict:
             sizes[slug] = len(body)
         baseline = gunicorn.start("baseline", "baseline_app:app",
                                   {**os.environ, "BENCH_BASELINE_DIR": str(baseline_dir)},
-                                  "/feed", work, chdir=HERE)
+                                  f"/{endpoints[0][1]}", work, chdir=HERE)
         servers.append(baseline)
         print(f"gunicorn {gunicorn.describe()}; wrk -t{args.wrk_threads} -c{args.connections}, "
               f"{args.rounds} round(s) x {args.seconds:g} s; bodies "

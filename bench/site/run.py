@@ -10,7 +10,8 @@ gunicorn and wrk settings, same bare Flask yardstick serving a captured body of 
 plus an open ledger of one entry per fulfilled wish, bulk-loaded with COPY as app.ledger.log would
 write it. Measured: the wish wall (default and filtered), a wish page (100 random published
 wishes, fulfilled ones among them) and the ledger's first page. Goal: each at least 0.5 of its
-bare endpoint. Raw results go to bench/results/.
+bare endpoint. Raw results go to bench/results/. Needs wrk (`apt-get install -y wrk`); figures
+and what they led to are in bench/README.md.
 """
 from __future__ import annotations
 

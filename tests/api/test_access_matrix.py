@@ -4,8 +4,8 @@ One row per route (and per object state where that changes the answer). Columns 
   public  no token              donor   a WeChat donor
   cw_in   caseworker of 界山镇 (the objects' town)    cw_out  caseworker of 涂岭镇 (another town)
   mod     moderator             admin   staff-account administrator
-Outcomes: A allowed (2xx), U 401 invalid_token, F 403 forbidden, N 404 not_found (out of scope,
-exactly as if the object did not exist), V 422 validation_error.
+Outcomes: A allowed (2xx), R permanent redirect (308), U 401 invalid_token, F 403 forbidden,
+N 404 not_found (out of scope, exactly as if the object did not exist), V 422 validation_error.
 
 A route in `app.url_map` without a row here fails `test_every_route_has_a_row_in_the_matrix`,
 so a new route cannot ship without a stated policy.
@@ -161,6 +161,9 @@ MATRIX = [
     Row("GET", "/fund",                                   "A A A A A A"),
     Row("GET", "/stats",                                  "A A A A A A"),
     Row("GET", "/assets/<path:name>",                     "A A A A A A", target="asset"),
+    # The root health paths: a 308 to the ops routes under /api/v1 above, for everyone.
+    Row("GET", "/healthz",                                "R R R R R R"),
+    Row("GET", "/readyz",                                 "R R R R R R"),
 ]
 
 
@@ -357,9 +360,12 @@ def _mismatch(row: Row, caller: str, want: str, res) -> str | None:
     if want == "A":
         if 200 <= got < 300:
             return None
+    elif want == "R":
+        if got == 308:
+            return None
     elif (got, code) == OUTCOMES[want] and res.mimetype == "application/problem+json":
         return None
-    wanted = "2xx" if want == "A" else "%s %s" % OUTCOMES[want]
+    wanted = {"A": "2xx", "R": "308"}.get(want) or "%s %s" % OUTCOMES[want]
     return f"{row.method} {row.rule} {row.variant} as {caller}: want {wanted}, got {got} {code}"
 
 
@@ -400,7 +406,7 @@ def test_every_route_has_a_row_in_the_matrix(app):
 
 def test_matrix_rows_are_well_formed():
     for row in MATRIX:
-        assert set(row.expected().values()) <= {"A", *OUTCOMES}, row
+        assert set(row.expected().values()) <= {"A", "R", *OUTCOMES}, row
         assert ("<" in row.rule) == (row.target is not None), row
 
 
