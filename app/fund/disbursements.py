@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.auth.models import MODERATOR, User
 from app.beneficiaries.service import identity_of
-from app.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from app.errors import DomainError, Forbidden, Invalid, NotFound, ValidationFailed
 from app.events import DisbursementApproved
 from app.extensions import db
 from app.fund import books
@@ -23,7 +23,7 @@ from app.fund.lifecycle import DISBURSEMENT
 from app.fund.models import Disbursement
 from app.notifications.service import notify_staff
 from app.pagination import Page, keyset_page
-from app.pii_scan import refuse_pii
+from app.pii_scan import normalise, refuse_pii
 from app.types import utcnow
 from app.uow import current, lock as lock_, use_case
 from app.wishes.models import Wish
@@ -57,6 +57,12 @@ def _check_public_text(purpose: str, wish: Wish | None) -> None:
     (for a wish) its beneficiary's name, numbers or address."""
     identity = identity_of(wish.beneficiary) if wish is not None else None
     refuse_pii({"purpose": purpose}, identity, what="拨付用途（会公开显示在账本中）")
+    # Nor the alias: a card can drop it when consent is withdrawn; an append-only log cannot.
+    alias = wish.beneficiary.alias if wish is not None else None
+    if alias and normalise(alias)[0] in normalise(purpose)[0]:
+        raise Invalid("pii_in_text", "拨付用途会永久公开在账本中，不能写受助人的化名；"
+                      "请只写物品或用途（账本会自动关联心愿编号）",
+                      errors={"purpose": [{"kind": "alias", "text": alias}]})
 
 
 @use_case

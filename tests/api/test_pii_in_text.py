@@ -352,3 +352,14 @@ def test_disbursement_purpose_with_the_beneficiarys_name_is_422(client, app, act
         "amount_fen": 100, "purpose": f"为{SPACED_NAME}购买轮椅", "wish_id": wish["id"]},
         headers={**moderator.headers, "Idempotency-Key": str(uuid.uuid4())})
     _refused(res, "purpose")
+
+
+def test_disbursement_purpose_naming_the_beneficiarys_alias_is_422(client, app, actors, staff,
+                                                                   fake_wechatpay):
+    """The ledger keeps a purpose for ever; the alias must be forgettable (consent withdrawal)."""
+    caseworker, moderator = staff
+    wish = actors.open_wish(caseworker, moderator)
+    res = client.post(f"{API}/disbursements", json={
+        "amount_fen": 100, "purpose": "为 林-阿婆 购买轮椅", "wish_id": wish["id"]},
+        headers={**moderator.headers, "Idempotency-Key": str(uuid.uuid4())})
+    _refused(res, "purpose")

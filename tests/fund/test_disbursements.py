@@ -9,7 +9,7 @@ from app.ledger.models import LedgerEntry
 from tests.concurrency import run_together
 from tests.fund.conftest import balances, count, paid_donation
 
-PURPOSE = "为林阿婆购买轮椅一台"
+PURPOSE = "购买轮椅一台"  # never the alias: the ledger keeps a purpose for ever
 
 
 def _request(client, mod, amount_fen: int, **fields):
