@@ -78,6 +78,10 @@ PERIODIC: list[Periodic] = [
 ]
 
 
+# Claim deadlines and the claims sweep (app/claims/service.py schedules them there).
+DEADLINE_QUEUE = "default"
+
+
 class AppWorker(Worker):
     """An RQ worker whose jobs run inside the Flask app context (db session, config, redis)."""
 
@@ -90,6 +94,17 @@ class AppWorker(Worker):
     def request_stop(self, signum, frame):
         self.stop_asked = True
         super().request_stop(signum, frame)
+
+    def reorder_queues(self, reference_queue):
+        """Round robin (see main()), except that the deadline queue is looked at first after
+        every job: a claim's expiry and the claims sweep are due at a second, while one job of
+        every other queue (an outbox relay sending a storm's messages, a photo) can take seconds.
+        The deadline queue cannot starve the others: it holds one sweep per interval and one
+        job per claim deadline or reminder second."""
+        super().reorder_queues(reference_queue)
+        first = [q for q in self._ordered_queues if q.name == DEADLINE_QUEUE]
+        self._ordered_queues = first + [q for q in self._ordered_queues
+                                        if q.name != DEADLINE_QUEUE]
 
     def perform_job(self, job, queue, execution) -> bool:
         from app.extensions import db
