@@ -99,6 +99,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "JWT_ISSUER": (str, "weixinyuan"),
     "JWT_AUDIENCE": (str, "weixinyuan-miniprogram"),
     "ACCESS_TOKEN_TTL_SECONDS": (_int, 2 * 3600),
+    # Partner systems (OAuth 2.0 client credentials): how long a partner access token lives.
+    "PARTNER_TOKEN_TTL_SECONDS": (_int, 15 * 60),
     # Argon2id parameters for staff passwords (app/auth/passwords.py): RFC_9106_LOW_MEMORY
     # (default) or RFC_9106_HIGH_MEMORY; CHEAPEST only outside production (the test suite).
     "PASSWORD_HASH_PROFILE": (str, "RFC_9106_LOW_MEMORY"),
@@ -126,6 +128,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     # alone: anyone could then spend a username's budget and keep its owner out.
     "RATELIMIT_LOGIN_ADDRESS": (str, "100/minute;1000/hour"),
     "RATELIMIT_LOGIN_ADDRESS_USERNAME": (str, "10/minute;60/hour"),
+    # POST /oauth/token (partner systems; a client needs a token every 15 minutes at most).
+    "RATELIMIT_OAUTH_TOKEN_ADDRESS": (str, "30/minute;300/hour"),
     # POST /wishes/{id}/claims.
     "RATELIMIT_CLAIMS_USER": (str, "10/minute;60/hour"),
     "RATELIMIT_CLAIMS_ADDRESS": (str, "200/minute;3000/hour"),
