@@ -188,6 +188,7 @@ def _import_models() -> None:
     from app.notifications import models as _notifications  # noqa: F401
     from app.ledger import models as _ledger  # noqa: F401
     from app.fund import models as _fund  # noqa: F401
+    from app.cases import models as _cases  # noqa: F401
     from app import idempotency as _idempotency  # noqa: F401
     from app.partners import models as _partners  # noqa: F401
 
