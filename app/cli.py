@@ -156,9 +156,8 @@ def disable_partner_command(client_id):
 @click.option("--dry-run", is_flag=True, help="Check every line and report; write nothing.")
 def import_signals_command(file, department, region, dry_run):
     """Import a department's monthly CSV of signals (columns: README, "Partner systems")."""
-    from app.cases.signals import SignalSource, ingest_signals
+    from app.cases.signals import DEPARTMENTS, SignalSource, ingest_signals
     from app.partners.csv_import import UnreadableFile, count_rows, import_signals
-    from app.partners.service import DEPARTMENTS
     from app.regions import is_region_code
 
     if department not in DEPARTMENTS:

@@ -8,15 +8,16 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from app.cases.signals import MAX_BATCH, SignalSource, ingest_signals
+from app.partners.tokens import SIGNALS_WRITE
 from miniprogram_api.blueprint import Blueprint
 from miniprogram_api.policy import PARTNER_CLIENT, allow, current_partner_client
 from miniprogram_api.schemas import BoundedList
-from app.partners.tokens import SIGNALS_WRITE
 
 blp = Blueprint("signals", __name__, description="政策找人：合作方系统推送的线索")
 blp.url_prefix_rel = ""
 
-MAX_ITEMS = 1000
+MAX_ITEMS = MAX_BATCH  # 1000
 RESULTS = ("accepted", "duplicate", "rejected")
 
 
@@ -45,8 +46,6 @@ class SignalBatchOut(ma.Schema):
 def post_signals(body):
     """合作方系统批量推送线索（每批至多 1000 条），逐条答复 accepted / duplicate / rejected；
     同一客户端同一 external_id 重复推送为 duplicate，不产生任何变化"""
-    from app.cases.signals import SignalSource, ingest_signals  # TODO(merge): to the top
-
     client = current_partner_client()
     source = SignalSource(client_id=client.client_id, department=client.department,
                           region_code=client.region_code)

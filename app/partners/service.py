@@ -8,6 +8,7 @@ import secrets
 from sqlalchemy import select
 
 from app.auth.passwords import hash_password, verify_password
+from app.cases.signals import DEPARTMENTS
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.regions import validate_region_code
@@ -16,11 +17,6 @@ from app.partners.models import PartnerClient
 from app.uow import use_case
 
 log = logging.getLogger(__name__)
-
-# Until the cases branch is merged: then `from app.cases.signals import DEPARTMENTS`.
-DEPARTMENTS = {"medical_insurance": "医保", "disabled_federation": "残联",
-               "public_security": "公安", "human_resources": "人社", "housing": "住建",
-               "education": "教育", "grid": "网格"}
 
 # What a well-formed client id looks like; anything else is unknown without a database query.
 CLIENT_ID_RE = re.compile(r"^pc_[A-Za-z0-9_-]{16,48}$")

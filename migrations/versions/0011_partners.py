@@ -1,7 +1,7 @@
 """partner_clients: partner systems (医保, 残联, ...) as OAuth 2.0 clients
 
 Revision ID: 0011_partners
-Revises: 0009_transitions
+Revises: 0010_cases
 Create Date: 2026-12-07 20:20:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0011_partners'
-down_revision = '0009_transitions'
+down_revision = '0010_cases'
 branch_labels = None
 depends_on = None
 
