@@ -160,6 +160,20 @@ MATRIX = [
     Row("POST", f"{P}/oauth/token",                       "A A A A A A",
         body=lambda world: world.token_request()),
     Row("POST", f"{P}/signals",                           "U F F F F F", body={"items": []}),
+    # Finding people: the task target is a visit task in 界山镇; the application one is under
+    # review (its verify task done), so a moderator may decide it.
+    Row("GET", f"{P}/tasks",                              "U F A A A A"),
+    Row("POST", f"{P}/tasks/<task_id>/complete",          "U F A N A F", target="task",
+        body={"outcome": "not_found", "note": "多次上门无人"}),
+    Row("GET", f"{P}/alert-rules",                        "U F A A A A"),
+    Row("PUT", f"{P}/alert-rules",                        "U F F F F A",
+        body=lambda world: {"rules": world.default_rules()}),
+    Row("GET", f"{P}/cases/stats",                        "U F A A A A"),
+    Row("POST", f"{P}/applications",                      "U A F F F F",
+        body=lambda world: world.application_body()),
+    Row("GET", f"{P}/me/applications",                    "U A F F F F"),
+    Row("POST", f"{P}/applications/<application_id>/decision", "U F F F A F",
+        target="application", body={"decision": "refused", "reason": "家庭收入超过标准"}),
     # The public site: HTML pages and their content-hashed files, the same for everyone.
     Row("GET", "/",                                       "A A A A A A"),
     Row("GET", "/w/<wish_id>",                            "A A A A A A", target="open"),
@@ -216,6 +230,10 @@ class World:
             return self._donation(self.donor if target == "donation" else self.actors.donor())
         if target == "disbursement":
             return self._disbursement()
+        if target == "task":
+            return self._visit_task()
+        if target == "application":
+            return self._reviewed_application()
         if target in ("claim", "other_claim", "delivered", "media"):
             return self._claim_target(target)
         build: dict[str, Callable[[], dict]] = {
@@ -277,6 +295,45 @@ class World:
         if target == "delivered":
             return claim_id
         return url[len("/api/v1/media/"):]
+
+    # --- finding people ----------------------------------------------------------------------
+
+    def default_rules(self) -> dict:
+        from app.cases.rules import DEFAULT_RULES
+
+        return DEFAULT_RULES
+
+    def application_body(self) -> dict:
+        from tests.cases.helpers import application_payload
+
+        return application_payload()
+
+    def _visit_task(self) -> str:
+        from app.cases.models import Task
+        from app.extensions import db
+        from tests.cases.helpers import ingest, item, local, subject_id
+
+        now = local("2026-11-10 10:00")
+        answer = ingest(self.app, [item(at=now, id_no=subject_id(), self_paid_fen=2_500_000)],
+                        now=now)[0]
+        with self.app.app_context():
+            return db.session.query(Task).filter_by(alert_id=answer["alert_id"]).one().id
+
+    def _reviewed_application(self) -> str:
+        from app.cases.models import Task
+        from app.extensions import db
+        from tests.cases.helpers import application_payload
+
+        res = self.actors.client.post("/api/v1/applications", json=application_payload(),
+                                      headers=self.actors.donor().headers)
+        assert res.status_code == 201, res.get_json()
+        with self.app.app_context():
+            task_id = db.session.query(Task).filter_by(application_id=res.get_json()["id"]).one().id
+        done = self.actors.client.post(f"/api/v1/tasks/{task_id}/complete",
+                                       headers=self.cw_in.headers,
+                                       json={"outcome": "not_eligible", "note": "核实完毕"})
+        assert done.status_code == 200, done.get_json()
+        return res.get_json()["id"]
 
     # --- the 505 fund ------------------------------------------------------------------------
 

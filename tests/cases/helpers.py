@@ -52,3 +52,25 @@ def spike_history(id_no: str, until: datetime, months: int = 12,
     """A year of modest monthly medical spend before `until`."""
     return [item(at=until - timedelta(days=30 * (m + 2)), id_no=id_no, self_paid_fen=monthly_fen)
             for m in range(months)]
+
+
+def application_payload(id_no: str | None = None, region: str = VILLAGE,
+                        name: str = "陈阿妹") -> dict[str, Any]:
+    return {"applicant": {"name": name, "id_number": id_no or subject_id(),
+                          "phone": "13905951234", "region_code": region},
+            "for_self": True,
+            "situation": {"categories": ["illness"], "description": "丈夫住院，家中无收入"},
+            "consents": [{"kind": "data_check", "given_by": "self", "notice_version": "2026-10"}]}
+
+
+def spike_task(app, *, alert_at: datetime, id_no: str | None = None,
+               region: str = VILLAGE) -> dict:
+    """A medical-spend spike ingested at `alert_at`; returns the answer of the spiking item."""
+    id_no = id_no or subject_id()
+    history = spike_history(id_no, alert_at, monthly_fen=40_000)
+    ingest(app, [dict(i, subject={**i["subject"], "region_code": region}) for i in history],
+           now=alert_at)
+    answers = ingest(app, [item(at=alert_at - timedelta(hours=3), id_no=id_no, region=region,
+                                self_paid_fen=180_000)], now=alert_at)
+    assert answers[0].get("alert_id"), answers
+    return answers[0]
