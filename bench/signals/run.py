@@ -4,7 +4,7 @@ one batch costs the rules at 10^5 against 10^6 stored signals.
 One command, from the repository root with the virtualenv active:
 
     python bench/signals/run.py            # 100,000 signals each way; rules at 10^5 vs 10^6
-    python bench/signals/run.py --quick    # 20,000 each way; rules at 10^4 vs 10^5
+    python bench/signals/run.py --quick    # 20,000 each way; rules at 10^5 vs 10^6, 3 batches
 
 A throwaway database, migrated, dropped at the end (`--keep` keeps it). Three measurements:
 
@@ -63,13 +63,13 @@ CHINA = timezone(timedelta(hours=8))
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="20,000 signals each way; rules at 10^4 vs 10^5")
+                        help="20,000 signals each way; 3 timed rule batches per size")
     parser.add_argument("--signals", type=int, help="signals through each way (default 100,000)")
     parser.add_argument("--persons", type=int, default=20_000, help="distinct subjects")
     parser.add_argument("--senders", type=int, default=2, help="concurrent API senders")
     parser.add_argument("--small", type=int, help="stored signals, small (default 10^5)")
     parser.add_argument("--large", type=int, help="stored signals, large (default 10^6)")
-    parser.add_argument("--reps", type=int, default=5, help="timed rule batches per size")
+    parser.add_argument("--reps", type=int, help="timed rule batches per size (default 5, quick 3)")
     parser.add_argument("--pg", default=os.environ.get(
         "BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis", default=os.environ.get(
@@ -78,8 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="do not drop the database")
     args = parser.parse_args(argv)
     args.signals = args.signals or (20_000 if args.quick else 100_000)
-    args.small = args.small or (10_000 if args.quick else 100_000)
-    args.large = args.large or (100_000 if args.quick else 1_000_000)
+    args.small = args.small or 100_000
+    args.large = args.large or 1_000_000
+    args.reps = args.reps or (3 if args.quick else 5)
     return args
 
 
@@ -202,15 +203,15 @@ def fill(url: str, upto: int) -> int:
         conn.execute(
             "INSERT INTO persons (id, id_hash, region_code, created_at, updated_at)"
             " SELECT 'per_fill_' || n, md5('fill' || n) || md5(n::text), '350505101201', now(),"
-            " now() FROM generate_series(%s, %s) n", (persons + 1, want))
+            " now() FROM generate_series(%s::int, %s::int) n", (persons + 1, want))
         conn.execute(
             "INSERT INTO signals (client_id, external_id, department, kind, person_id,"
             " region_code, observed_at, data, received_at)"
             " SELECT 'bench:fill', 'fill-' || n, 'medical_insurance', 'medical_spend',"
-            "  'per_fill_' || (1 + n %% %s), '350505101201',"
+            "  'per_fill_' || (1 + n %% %s::int), '350505101201',"
             "  now() - (n %% 365) * interval '1 day',"
             "  '{\"self_paid_fen\": 30000, \"period_days\": 30}'::json, now()"
-            " FROM generate_series(%s, %s) n", (want, have + 1, upto))
+            " FROM generate_series(%s::int, %s::int) n", (want, have + 1, upto))
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE signals")
