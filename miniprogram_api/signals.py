@@ -10,7 +10,7 @@ from marshmallow import fields, validate
 
 from app.cases.signals import MAX_BATCH, SignalSource, ingest_signals
 from app.partners.tokens import SIGNALS_WRITE
-from miniprogram_api.blueprint import Blueprint
+from miniprogram_api.blueprint import Blueprint, refuses_valid_input
 from miniprogram_api.policy import PARTNER_CLIENT, allow, current_partner_client
 from miniprogram_api.schemas import BoundedList
 
@@ -42,6 +42,9 @@ class SignalBatchOut(ma.Schema):
 @blp.route("/signals", methods=["POST"])
 @blp.arguments(SignalBatchIn)
 @blp.response(200, SignalBatchOut)
+@blp.doc(responses=refuses_valid_input(
+    "items 中任何位置（包括对象的键）含空字符 U+0000 或孤立的代理项：整批拒绝（422），"
+    "文档无法用模式描述任意对象的键"))
 @allow(PARTNER_CLIENT, scopes=(SIGNALS_WRITE,))
 def post_signals(body):
     """合作方系统批量推送线索（每批至多 1000 条），逐条答复 accepted / duplicate / rejected；
