@@ -61,7 +61,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                     "路径）都不能包含空字符 U+0000 或孤立的代理项（如 \\ud800），"
                                     "否则返回 422（路径中则为 404）。"},
             "components": {"securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                # Partner systems (医保, 残联, ...): OAuth 2.0 client credentials (RFC 6749 §4.4)
+                "partnerBasic": {"type": "http", "scheme": "basic",
+                                 "description": "client_id:client_secret，仅用于换取令牌"},
+                "partnerOAuth": {"type": "oauth2", "flows": {"clientCredentials": {
+                    "tokenUrl": "/api/v1/oauth/token",
+                    "scopes": {"signals:write": "推送线索（POST /signals）"}}}}}},
         },
     )
 
@@ -184,7 +190,9 @@ def _import_models() -> None:
     from app.notifications import models as _notifications  # noqa: F401
     from app.ledger import models as _ledger  # noqa: F401
     from app.fund import models as _fund  # noqa: F401
+    from app.cases import models as _cases  # noqa: F401
     from app import idempotency as _idempotency  # noqa: F401
+    from app.partners import models as _partners  # noqa: F401
 
 
 def _configure_logging(app: Flask) -> None:

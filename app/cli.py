@@ -16,6 +16,8 @@ demo_cli = AppGroup("demo", help="Demo data for trying the service.")
 ledger_cli = AppGroup("ledger", help="The public ledger's signing key.")
 ledger_cli.add_command(keygen_command)  # needs no app context, nor any setting
 pii_cli = AppGroup("pii", help="Personal data at rest.")
+partner_cli = AppGroup("partner-client", help="Partner systems (OAuth 2.0 clients).")
+signals_cli = AppGroup("signals", help="Signals from partner departments.")
 
 
 @pii_cli.command("reencrypt")
@@ -112,6 +114,73 @@ def audit_command():
     sys.exit(0 if report.ok else 1)
 
 
+@partner_cli.command("create")
+@click.argument("name")
+@click.option("--department", required=True,
+              help="medical_insurance, disabled_federation, public_security, human_resources, "
+                   "housing, education or grid.")
+@click.option("--region", default=None, help="Region code the client is limited to "
+                                             "(default: everywhere).")
+def create_partner_command(name, department, region):
+    """Create a partner client; prints its client_id and client_secret, the secret only now."""
+    from app.partners.service import create_client
+
+    try:
+        client, secret = create_client(name, department, region)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"created partner client {client.name} ({client.department}, "
+               f"region {client.region_code or 'all'})")
+    click.echo(f"client_id: {client.client_id}")
+    click.echo(f"client_secret: {secret}")
+    click.echo("The secret is shown only once and is not stored: keep it now.", err=True)
+
+
+@partner_cli.command("disable")
+@click.argument("client_id")
+def disable_partner_command(client_id):
+    """Disable a partner client: no new tokens, and its current tokens stop working at once."""
+    from app.partners.service import set_client_active
+
+    try:
+        set_client_active(client_id, False)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"disabled {client_id}")
+
+
+@signals_cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--department", required=True, help="The department the file comes from.")
+@click.option("--region", default=None, help="Region code the department's file is limited to.")
+@click.option("--dry-run", is_flag=True, help="Check every line and report; write nothing.")
+def import_signals_command(file, department, region, dry_run):
+    """Import a department's monthly CSV of signals (columns: README, "Partner systems")."""
+    from app.cases.signals import DEPARTMENTS, SignalSource, ingest_signals
+    from app.partners.csv_import import UnreadableFile, count_rows, import_signals
+    from app.regions import is_region_code
+
+    if department not in DEPARTMENTS:
+        click.echo(f"error: --department must be one of {', '.join(DEPARTMENTS)}", err=True)
+        sys.exit(2)
+    if region is not None and not is_region_code(region):
+        click.echo("error: --region must be a region code of 6, 9 or 12 digits", err=True)
+        sys.exit(2)
+    try:
+        with open(file, "rb") as handle:
+            raw = handle.read()
+        total = count_rows(raw)
+    except (OSError, UnreadableFile) as exc:
+        click.echo(f"error: cannot read {file}: {exc}", err=True)
+        sys.exit(1)
+    source = SignalSource(client_id=f"import:{department}", department=department,
+                          region_code=region)
+    with click.progressbar(length=total, label="signals", file=sys.stderr) as bar:
+        report = import_signals(raw, source, ingest_signals, dry_run=dry_run,
+                                on_batch=bar.update)
+    click.echo(report.text())
+
+
 def settings_free_app(error: ConfigError) -> Flask:
     """The app the flask CLI gets when the settings do not load (e.g. APP_ENV=production with
     nothing else set): commands that need no setting still run, every other one stops with the
@@ -153,3 +222,5 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(ledger_cli)
     app.cli.add_command(pii_cli)
+    app.cli.add_command(partner_cli)
+    app.cli.add_command(signals_cli)

@@ -50,6 +50,10 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "DATABASE_URL": (str, None),
     "REDIS_URL": (str, None),
     "SECRET_KEY": (str, DEV_SECRET_KEY),
+    # The secret of the keyed hash ID numbers are matched on (app.pii.id_number_hash); unset =
+    # derived from SECRET_KEY. Changing it (or SECRET_KEY while it is unset) orphans every stored
+    # hash: signals no longer meet their persons and beneficiaries.
+    "IDENTITY_INDEX_KEY": (str, ""),
     "DATA_ENCRYPTION_KEY": (str, DEV_DATA_ENCRYPTION_KEY),
     # Retired keys, still accepted for reading rows written before a rotation.
     "DATA_ENCRYPTION_OLD_KEYS": (_str_list, []),
@@ -99,6 +103,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "JWT_ISSUER": (str, "weixinyuan"),
     "JWT_AUDIENCE": (str, "weixinyuan-miniprogram"),
     "ACCESS_TOKEN_TTL_SECONDS": (_int, 2 * 3600),
+    # Partner systems (OAuth 2.0 client credentials): how long a partner access token lives.
+    "PARTNER_TOKEN_TTL_SECONDS": (_int, 15 * 60),
     # Argon2id parameters for staff passwords (app/auth/passwords.py): RFC_9106_LOW_MEMORY
     # (default) or RFC_9106_HIGH_MEMORY; CHEAPEST only outside production (the test suite).
     "PASSWORD_HASH_PROFILE": (str, "RFC_9106_LOW_MEMORY"),
@@ -126,6 +132,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     # alone: anyone could then spend a username's budget and keep its owner out.
     "RATELIMIT_LOGIN_ADDRESS": (str, "100/minute;1000/hour"),
     "RATELIMIT_LOGIN_ADDRESS_USERNAME": (str, "10/minute;60/hour"),
+    # POST /oauth/token (partner systems; a client needs a token every 15 minutes at most).
+    "RATELIMIT_OAUTH_TOKEN_ADDRESS": (str, "30/minute;300/hour"),
     # POST /wishes/{id}/claims.
     "RATELIMIT_CLAIMS_USER": (str, "10/minute;60/hour"),
     "RATELIMIT_CLAIMS_ADDRESS": (str, "200/minute;3000/hour"),
@@ -160,6 +168,13 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "MEDIA_ROOT": (str, None),
     "FEED_CACHE_SECONDS": (float, 10.0),
     "STATS_CACHE_SECONDS": (float, 5.0),
+    # Finding people (app/cases): operator data for years the chinesecalendar package does not
+    # know yet (app/workdays.py: {"2027": {"holidays": [...], "workdays": [...]}}), and how long
+    # past its due time an open task may stay before the audit calls it unescalated.
+    "WORKING_CALENDAR_FILE": (str, None),
+    "TASK_ESCALATION_GRACE_SECONDS": (_int, 3600),
+    "CASES_ESCALATION_SECONDS": (_int, 600),
+    "WECHAT_TEMPLATE_APPLICATION_STATUS": (str, ""),
     "LOG_LEVEL": (str, "INFO"),
     "SQL_ECHO": (_bool, False),
 }

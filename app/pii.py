@@ -64,6 +64,18 @@ def blind_index(value: str, purpose: str) -> str:
     return mac.hexdigest()
 
 
+def id_number_hash(id_number: str) -> str:
+    """The keyed hash every table matches ID numbers on (HMAC-SHA256, 64 hex characters).
+
+    Its secret is IDENTITY_INDEX_KEY, or one derived from SECRET_KEY when that is unset; unlike
+    the data encryption keys it cannot rotate without recomputing every stored hash, so it does
+    not follow them. Signals, applications and beneficiaries meet on it (app.cases.identity)."""
+    secret = settings().get("IDENTITY_INDEX_KEY")
+    key = secret.encode() if secret else hmac.new(
+        settings()["SECRET_KEY"].encode(), b"weixinyuan.id_number_index.v1", hashlib.sha256).digest()
+    return hmac.new(key, id_number.strip().upper().encode(), hashlib.sha256).hexdigest()
+
+
 # --- masks -----------------------------------------------------------------------------------
 
 def mask_name(name: str | None) -> str | None:

@@ -39,6 +39,9 @@ LOCK_ORDER: tuple[str, ...] = (
     "proof",
     "donation",
     "disbursement",
+    "task",            # a caseworker's task, before its application
+    "application",
+    "person",          # a person signals name (one open alert each)
     "beneficiary",
     "notification",    # a staff inbox row
     "outbox",          # an outbox message, before the donor's credits

@@ -5,8 +5,8 @@ from flask_smorest import Api
 
 from app.text import SAFE_TEXT_PATTERN
 from miniprogram_api import (
-    auth, beneficiaries, claims, disbursements, donations, ledger, ledger_tiles, moderation,
-    notifications, ops, proofs, staff, stats, wishes,
+    applications, auth, beneficiaries, claims, disbursements, donations, ledger, ledger_tiles,
+    moderation, notifications, oauth, ops, proofs, signals, staff, stats, tasks, wishes,
 )
 from miniprogram_api.problems import PROBLEM_MIMETYPE
 from miniprogram_api.schemas import ProblemSchema
@@ -19,7 +19,8 @@ def register(api: Api) -> None:
     api.ma_plugin.converter.add_attribute_function(safe_text_pattern)
     api.register_converter(staff.UserIdConverter, staff.user_id_schema)
     for module in (ops, auth, staff, beneficiaries, wishes, moderation, claims, proofs,
-                   notifications, ledger, ledger_tiles, donations, disbursements, stats):
+                   notifications, ledger, ledger_tiles, donations, disbursements, stats, tasks,
+                   applications, oauth, signals):
         api.register_blueprint(module.blp, url_prefix=PREFIX + module.blp.url_prefix_rel)
 
 

@@ -74,6 +74,8 @@ CATALOGUE: dict[str, Problem] = {
     "donation_closed": Problem(409, "捐款订单已关闭"),
     "already_reversed": Problem(409, "该账目已被冲正"),
     "cannot_reverse_reversal": Problem(409, "冲正账目不能再被冲正"),
+    "task_closed": Problem(409, "任务已完成"),
+    "application_exists": Problem(409, "已有正在办理的申请"),
     # the content
     "validation_error": Problem(422, "请求参数有误"),
     "invalid_cursor": Problem(422, "分页游标无效"),

@@ -75,6 +75,9 @@ PERIODIC: list[Periodic] = [
     # The 505 fund's safety net: pending donations are settled (a lost payment notice) or closed.
     Periodic("fund-reconcile", "workers.jobs.reconcile_donations", every="FUND_RECONCILE_SECONDS",
              queue="maintenance"),
+    # Finding people: an overdue visit or verify task tells the town and the moderators, once.
+    Periodic("cases-escalate", "workers.jobs.escalate_overdue_tasks",
+             every="CASES_ESCALATION_SECONDS", queue="maintenance"),
 ]
 
 

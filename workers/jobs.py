@@ -74,3 +74,11 @@ def reconcile_donations() -> dict:
     from app.fund.reconcile import reconcile_pending
 
     return reconcile_pending()
+
+
+def escalate_overdue_tasks() -> int:
+    """Periodic (every CASES_ESCALATION_SECONDS): open visit and verify tasks past their due
+    time tell the town's caseworkers and the moderators once, in the staff inbox."""
+    from app.cases.tasks import escalate_overdue
+
+    return escalate_overdue()

@@ -46,6 +46,10 @@ class Beneficiary(db.Model):
     id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     address_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Keyed hash of the ID number (app.pii.id_number_hash): how a partner's signal finds them.
+    id_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    # dibao | tekun | dibao_edge | temporary, from a visit's outcome or an approved application.
+    assistance_type: Mapped[str | None] = mapped_column(String(16))
     categories: Mapped[list] = mapped_column(JSON)
     level: Mapped[str] = mapped_column(String(8))
     created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))

@@ -105,6 +105,7 @@ def create_beneficiary(actor: User, data: dict[str, Any]) -> Beneficiary:
     )
     for field, value in values.items():
         setattr(ben, f"{field}_enc", pii.encrypt(value, _context(ben_id, field)))
+    ben.id_hash = pii.id_number_hash(id_number) if id_number else None
     db.session.add(ben)
     log.info("beneficiary %s recorded by %s in %s", ben.id, actor.id, region)
     return ben
@@ -178,6 +179,7 @@ def withdraw_consent(actor: User, ben_id: str) -> Beneficiary:
     current().emit(ConsentWithdrawn(ben.id, actor.id))  # wishes hidden, photos deleted
     for field in IDENTITY_FIELDS:
         setattr(ben, f"{field}_enc", None)
+    ben.id_hash = None  # the hash is the ID number too, for whoever holds the secret
     ben.birth_year = None
     ben.alias = "受助人" + ben.id[-6:].upper()
     ben.erased = True

@@ -10,6 +10,7 @@ a function that turns the outbox payload into the template's fields. The field k
   claim_disputed  thing1 心愿名称 · thing2 异议原因 · time3 新的截止时间
   wish_fulfilled  thing1 心愿名称 · phrase2 心愿状态 · thing3 温馨提示
   donation_thanks thing1 捐赠项目 · amount2 捐赠金额 · date3 捐赠时间 · thing4 温馨提示
+  application_status thing1 申请事项 · phrase2 办理状态 · thing3 温馨提示
 
 WeChat refuses a whole message (47003) when one value breaks its field's rules, so every value is
 cut to its field's limit here: `thing` 20 characters, `phrase` 5 (Chinese only), `time` and
@@ -133,7 +134,17 @@ TEMPLATES: dict[str, Template] = {
                    "amount2": amount_field(p.get("amount_fen")),
                    "date3": time_field(p.get("paid_at")),
                    "thing4": thing("感谢爱心捐款，善款去向可在公开账本查询")}),
+    "application_status": Template(
+        "WECHAT_TEMPLATE_APPLICATION_STATUS",
+        lambda p: f"pages/applications/detail?id={p['application_id']}",
+        lambda p: {"thing1": thing("救助申请"), "phrase2": phrase(_APPLICATION_PHRASES.get(
+                       p.get("status"), "办理中")),
+                   "thing3": thing(p.get("hint") or "可在小程序中查看办理进度")}),
 }
+
+# What the applicant reads for each status of their application (phrase: 5 characters at most).
+_APPLICATION_PHRASES = {"received": "已受理", "visiting": "核实中", "reviewing": "审核中",
+                        "approved": "已批准", "refused": "未批准"}
 
 
 def template_for(topic: str) -> Template | None:

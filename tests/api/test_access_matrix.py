@@ -12,13 +12,13 @@ so a new route cannot ship without a stated policy.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import pytest
 
 from app.auth.models import ROLES
-from miniprogram_api.policy import PUBLIC, allow
+from miniprogram_api.policy import PARTNER_CLIENT, PUBLIC, allow
 from tests.factories import OTHER_TOWN, PASSWORD, TOWN, beneficiary_payload, wish_payload
 
 CALLERS = ("public", "donor", "cw_in", "cw_out", "mod", "admin")
@@ -154,6 +154,26 @@ MATRIX = [
         target="disbursement", body={"reason": "材料不全"}),
     Row("POST", f"{P}/ledger/reversals",                  "U F F F A F",
         body=lambda world: {"index": int(world.make("ledger_entry")), "reason": "录入有误"}),
+    # Partner systems (医保, 残联, ...): the token endpoint authenticates the client itself (HTTP
+    # Basic, replacing whatever the caller sent); only a partner token may post signals (the
+    # partner column: test_a_partner_token_is_refused_everywhere_but_on_its_own_routes).
+    Row("POST", f"{P}/oauth/token",                       "A A A A A A",
+        body=lambda world: world.token_request()),
+    Row("POST", f"{P}/signals",                           "U F F F F F", body={"items": []}),
+    # Finding people: the task target is a visit task in 界山镇; the application one is under
+    # review (its verify task done), so a moderator may decide it.
+    Row("GET", f"{P}/tasks",                              "U F A A A A"),
+    Row("POST", f"{P}/tasks/<task_id>/complete",          "U F A N A F", target="task",
+        body={"outcome": "not_found", "note": "多次上门无人"}),
+    Row("GET", f"{P}/alert-rules",                        "U F A A A A"),
+    Row("PUT", f"{P}/alert-rules",                        "U F F F F A",
+        body=lambda world: {"rules": world.default_rules()}),
+    Row("GET", f"{P}/cases/stats",                        "U F A A A A"),
+    Row("POST", f"{P}/applications",                      "U A F F F F",
+        body=lambda world: world.application_body()),
+    Row("GET", f"{P}/me/applications",                    "U A F F F F"),
+    Row("POST", f"{P}/applications/<application_id>/decision", "U F F F A F",
+        target="application", body={"decision": "refused", "reason": "家庭收入超过标准"}),
     # The public site: HTML pages and their content-hashed files, the same for everyone.
     Row("GET", "/",                                       "A A A A A A"),
     Row("GET", "/w/<wish_id>",                            "A A A A A A", target="open"),
@@ -213,6 +233,10 @@ class World:
             return self._donation(self.donor if target == "donation" else self.actors.donor())
         if target == "disbursement":
             return self._disbursement()
+        if target == "task":
+            return self._visit_task()
+        if target == "application":
+            return self._reviewed_application()
         if target in ("claim", "other_claim", "delivered", "media"):
             return self._claim_target(target)
         build: dict[str, Callable[[], dict]] = {
@@ -221,6 +245,27 @@ class World:
             "open": lambda: self.actors.open_wish(self.cw_in, self.mod),
         }
         return build[target]()["id"]
+
+    def partner(self) -> tuple[str, str]:
+        if not hasattr(self, "_partner"):
+            from tests.partners.helpers import create_client_cli
+
+            self._partner = create_client_cli(self.app)
+        return self._partner
+
+    def token_request(self) -> tuple[dict, bytes]:
+        """(headers, raw form) of a good client-credentials token request."""
+        from tests.partners.helpers import basic
+
+        return ({**basic(*self.partner()), "Content-Type": "application/x-www-form-urlencoded"},
+                b"grant_type=client_credentials")
+
+    def partner_headers(self) -> dict[str, str]:
+        from tests.partners.helpers import bearer, get_token
+
+        res = get_token(self.actors.client, *self.partner())
+        assert res.status_code == 200, res.get_json()
+        return bearer(res.get_json()["access_token"])
 
     def photo_form(self) -> dict:
         import io
@@ -253,6 +298,45 @@ class World:
         if target == "delivered":
             return claim_id
         return url[len("/api/v1/media/"):]
+
+    # --- finding people ----------------------------------------------------------------------
+
+    def default_rules(self) -> dict:
+        from app.cases.rules import DEFAULT_RULES
+
+        return DEFAULT_RULES
+
+    def application_body(self) -> dict:
+        from tests.cases.helpers import application_payload
+
+        return application_payload()
+
+    def _visit_task(self) -> str:
+        from app.cases.models import Task
+        from app.extensions import db
+        from tests.cases.helpers import ingest, item, local, subject_id
+
+        now = local("2026-11-10 10:00")
+        answer = ingest(self.app, [item(at=now, id_no=subject_id(), self_paid_fen=2_500_000)],
+                        now=now)[0]
+        with self.app.app_context():
+            return db.session.query(Task).filter_by(alert_id=answer["alert_id"]).one().id
+
+    def _reviewed_application(self) -> str:
+        from app.cases.models import Task
+        from app.extensions import db
+        from tests.cases.helpers import application_payload
+
+        res = self.actors.client.post("/api/v1/applications", json=application_payload(),
+                                      headers=self.actors.donor().headers)
+        assert res.status_code == 201, res.get_json()
+        with self.app.app_context():
+            task_id = db.session.query(Task).filter_by(application_id=res.get_json()["id"]).one().id
+        done = self.actors.client.post(f"/api/v1/tasks/{task_id}/complete",
+                                       headers=self.cw_in.headers,
+                                       json={"outcome": "not_eligible", "note": "核实完毕"})
+        assert done.status_code == 200, done.get_json()
+        return res.get_json()["id"]
 
     # --- the 505 fund ------------------------------------------------------------------------
 
@@ -396,6 +480,40 @@ def test_every_route_answers_each_caller_as_the_matrix_says(client, app, actors,
     assert not mismatches, "\n".join(mismatches)
 
 
+def test_a_partner_token_is_refused_everywhere_but_on_its_own_routes(client, app, actors,
+                                                                    monkeypatch):
+    """The partner column: a partner system's token is 403 on every route for people, passes
+    on public ones as no token would, and reaches the routes that allow PARTNER_CLIENT."""
+    from types import SimpleNamespace
+
+    monkeypatch.setitem(app.config, "CLAIM_ACTIVE_LIMIT", 1000)
+    for name in [n for n in app.config if n.startswith("RATELIMIT_")]:
+        monkeypatch.setitem(app.config, name, "100000/minute")
+    world = World(app, actors)
+    partner = world.partner_headers()
+    endpoints = {(method, rule.rule): rule.endpoint for rule in app.url_map.iter_rules()
+                 for method in rule.methods}
+    mismatches = []
+    for row in MATRIX:
+        access = app.view_functions[endpoints[(row.method, row.rule)]].__access__
+        if PUBLIC in access:
+            continue  # what a public route answers depends on its state, not on the partner
+        want = "A" if PARTNER_CLIENT in access else "F"
+        object_id = None
+        if want == "F":  # refused before the path's object or the body is looked at
+            row = replace(row, body=None, multipart=False)
+            # (a path converter checks the id's shape before the policy runs)
+            object_id = world.make("staff") if row.target == "staff" else "obj_doesnotmatter"
+        elif row.target:
+            object_id = world.make(row.target)
+        world.partner_caller = SimpleNamespace(headers=partner)
+        res = _call(client, world, row, "partner_caller", object_id)
+        problem = _mismatch(row, "partner", want, res)
+        if problem:
+            mismatches.append(problem)
+    assert not mismatches, "\n".join(mismatches)
+
+
 def test_every_route_has_a_row_in_the_matrix(app):
     table = {(row.method, row.rule) for row in MATRIX}
     routes = _routes(app)
@@ -411,7 +529,7 @@ def test_matrix_rows_are_well_formed():
 
 
 def test_every_view_declares_an_access_policy(app):
-    known = set(ROLES) | {PUBLIC}
+    known = set(ROLES) | {PUBLIC, PARTNER_CLIENT}
     for endpoint, view in app.view_functions.items():
         if _exempt(endpoint):
             continue

@@ -83,6 +83,16 @@ class World:
         return self._get("donor", self.actors.donor)
 
     @property
+    def partner(self):
+        """A partner system (OAuth client credentials), with `.headers` like an actor's."""
+        from types import SimpleNamespace
+
+        from tests.partners.helpers import partner_headers
+
+        return self._get("partner", lambda: SimpleNamespace(
+            headers=partner_headers(self.app, self.client)))
+
+    @property
     def ben_id(self) -> str:
         return self._get("ben", lambda: self.actors.beneficiary(self.cw)["id"])
 
@@ -160,6 +170,7 @@ BODY_ROUTES: dict[tuple[str, str], Route] = {
     ("POST", f"{API}/disbursements/<disbursement_id>/reject"): (
         "mod", lambda w: {"disbursement_id": "dsb_does_not_exist"},
         lambda w: {"reason": "用途不明"}, None, None),
+    ("POST", f"{API}/signals"): ("partner", lambda w: {}, lambda w: {"items": []}, "items", None),
     ("POST", f"{API}/ledger/reversals"): ("mod", lambda w: {},
                                           lambda w: {"index": 0, "reason": "金额录入有误"},
                                           None, "index"),

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from miniprogram_api.policy import PUBLIC
+from miniprogram_api.policy import PARTNER_CLIENT, PUBLIC, SELF_AUTH_ATTR
 
 DOC = "/api/v1/openapi.json"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -20,6 +20,8 @@ BODYLESS = {("post", "/api/v1/wishes/{wish_id}/submit"),
             ("post", "/api/v1/disbursements/{disbursement_id}/approve")}
 # Operations whose body is multipart/form-data (photo uploads), not JSON.
 MULTIPART = {("post", "/api/v1/claims/{claim_id}/proofs")}
+# Operations whose body is a form (application/x-www-form-urlencoded): OAuth's token endpoint.
+FORM = {("post", "/api/v1/oauth/token")}
 
 
 def _exempt(endpoint: str) -> bool:
@@ -132,6 +134,10 @@ def test_every_json_body_operation_has_a_request_body_schema(app, doc):
             body = _resolve(doc, op["requestBody"])
             schema = _resolve(doc, body["content"]["multipart/form-data"]["schema"])
             assert schema.get("properties"), (method, path)
+        elif (method, path) in FORM:
+            body = _resolve(doc, op["requestBody"])
+            schema = body["content"]["application/x-www-form-urlencoded"]["schema"]
+            assert schema.get("properties"), (method, path)
         elif method in {"post", "put", "patch"} and (method, path) not in BODYLESS:
             body = _resolve(doc, op.get("requestBody", {}))
             assert "application/json" in body.get("content", {}), (method, path)
@@ -142,7 +148,7 @@ def test_every_json_body_operation_has_a_request_body_schema(app, doc):
 
 
 def test_bodyless_list_names_only_real_bodyless_routes(app):
-    assert BODYLESS | MULTIPART <= set(_operations(app))
+    assert BODYLESS | MULTIPART | FORM <= set(_operations(app))
 
 
 def test_every_operation_declares_its_auth(app, doc):
@@ -151,8 +157,13 @@ def test_every_operation_declares_its_auth(app, doc):
     for (method, path), endpoint in _operations(app).items():
         security = doc["paths"][path][method].get("security", doc.get("security"))
         assert security, (method, path)
-        public = PUBLIC in app.view_functions[endpoint].__access__
-        if public:
+        view = app.view_functions[endpoint]
+        public = PUBLIC in view.__access__
+        if getattr(view, SELF_AUTH_ATTR, False):  # HTTP Basic client credentials
+            assert security == [{"partnerBasic": []}], (method, path)
+        elif view.__access__ == {PARTNER_CLIENT}:
+            assert [set(s) for s in security] == [{"partnerOAuth"}], (method, path)
+        elif public:
             assert {} in security, f"{method} {path} is public but demands a token"
         else:
             assert {"bearerAuth": []} in security, (method, path)

@@ -43,7 +43,9 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 ECHO_QUERY = f"?reveal=true&region={VILLAGE}&purpose={SECRET_NAME}&q={SECRET_PHONE}"
 
 # Staff-only routes (by their @allow policy): crawled with a bogus id only, for the 401/403.
+# (POST /signals is for partner systems only: neither the public nor a donor gets past it.)
 STAFF_ONLY = {
+    ("POST", f"{API}/signals"),
     ("GET", f"{API}/staff"), ("PATCH", f"{API}/staff/<user_id>"),
     ("POST", f"{API}/beneficiaries"), ("GET", f"{API}/beneficiaries"),
     ("GET", f"{API}/beneficiaries/<ben_id>"), ("GET", f"{API}/beneficiaries/<ben_id>/access-log"),

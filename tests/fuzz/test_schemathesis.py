@@ -22,9 +22,11 @@ from pathlib import Path
 import pytest
 
 from tests.fuzz.seed import seed
+from tests.partners.helpers import basic, create_client_cli
 from tests.processes import Processes
 
-ROLES = ["public", "donor", "caseworker", "moderator", "admin"]
+# ... and a partner system (医保, 残联, ...) with its OAuth client-credentials token.
+ROLES = ["public", "donor", "caseworker", "moderator", "admin", "partner_client"]
 SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli"]
 HOOKS = Path(__file__).with_name("hooks.py")
 # seeded ids that only bodies take (tests/fuzz/hooks.py puts them there)
@@ -103,8 +105,14 @@ def write_config(path: Path, role: str, seeded: dict, settings: dict) -> Path:
         f"hooks = {_toml(str(HOOKS))}",
         "",
     ]
-    if role != "public":
+    if role == "partner_client":
+        lines += ["[auth.openapi.partnerOAuth]", f"bearer = {_toml(seeded['tokens'][role])}", ""]
+    elif role != "public":
         lines += ["[auth.openapi.bearerAuth]", f"bearer = {_toml(seeded['tokens'][role])}", ""]
+    # The token endpoint's own credentials (HTTP Basic), for every role: it is public.
+    client_id, secret = seeded["partner_basic"]
+    lines += ["[auth.openapi.partnerBasic]", f"username = {_toml(client_id)}",
+              f"password = {_toml(secret)}", ""]
     # Real ids for path parameters, mixed with generated ones (a dictionary entry is used only
     # when it fits the generation mode, so negative cases stay negative).
     for name, values in seeded["ids"].items():
@@ -123,6 +131,12 @@ def write_config(path: Path, role: str, seeded: dict, settings: dict) -> Path:
         "checks.positive_data_acceptance.enabled = false",
         "",
     ]
+    # A batch of up to 1000 signals of any shape can outgrow the body limit (MAX_JSON_BYTES),
+    # which is checked before the schema: a too-long generated batch may meet 413 first.
+    lines += ["[[operations]]", 'include-name = "POST /api/v1/signals"',
+              "checks.negative_data_rejection.expected-statuses = "
+              '["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", '
+              '"429", "5xx"]', ""]
     # Operations whose document describes a 422 of their own refuse some schema-valid input, for
     # the reasons it states (a proof for a size the ledger has not reached; a wish for a
     # beneficiary who withdrew consent, which the stateful phase reaches by withdrawing it
@@ -193,6 +207,10 @@ def fuzz_server(app, app_config, database_url, redis_url, tmp_path_factory):
 def test_api_conforms_to_its_openapi_document(role, app, actors, fuzz_server, tmp_path):
     base_url, server_folder = fuzz_server
     seeded = seed(actors)
+    seeded["partner_basic"] = create_client_cli(app, name="fuzz 医保")
+    token = actors.client.post("/api/v1/oauth/token", headers=basic(*seeded["partner_basic"]),
+                               data={"grant_type": "client_credentials"})
+    seeded["tokens"]["partner_client"] = token.get_json()["access_token"]
     seeded["unreachable"] = unreachable_operations(app, role)
     seeded["refusing_valid_input"] = operations_refusing_valid_input(app)
     started = time.monotonic()

@@ -1,0 +1,321 @@
+"""Signals in: partner departments' facts about people, each answered accepted / duplicate /
+rejected, evaluated against the alert rules, raising or joining an alert and its visit task.
+
+`ingest_signals(source, items)` is the one entry: the HTTP route (POST /signals) and the CSV
+import call it with the partner client's `SignalSource`. A batch is one unit of work; a replayed
+batch finds every item already stored (per client and external id) and changes nothing. Rules
+are evaluated for the new signals only: the spike rule reads the person's earlier medical spend
+through the (person, kind, observed_at) index, so its cost follows the batch, not the table.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.beneficiaries.models import Beneficiary
+from app.cases import rules as alert_rules
+from app.cases.identity import id_hash, id_number_is_valid, normalize_id_number, seal
+from app.cases.lifecycle import ALERT, AlertStatus
+from app.cases.models import Alert, Person, Signal
+from app.cases.tasks import VISIT_ALERT, open_task
+from app.divisions import COUNTY
+from app.extensions import db
+from app.regions import covers, is_region_code
+from app.types import new_id, utcnow
+from app.uow import lock, unit_of_work
+
+log = logging.getLogger(__name__)
+
+DEPARTMENTS = {"medical_insurance": "医保", "disabled_federation": "残联", "public_security": "公安",
+               "human_resources": "人社", "housing": "住建", "education": "教育", "grid": "网格"}
+MAX_BATCH = 1000
+CLOCK_SKEW = timedelta(minutes=5)  # a partner's clock a little ahead is not a future signal
+
+# Rejection codes, each a reason a department can fix in its export.
+REJECTION_CODES = ("invalid_signal", "unknown_kind", "unknown_region", "region_out_of_scope",
+                   "invalid_id_number", "observed_in_future", "invalid_amount")
+
+
+@dataclass(frozen=True)
+class SignalSource:
+    client_id: str            # the partner client's public client_id
+    department: str           # one of DEPARTMENTS
+    region_code: str | None   # the client's region prefix; None = everywhere
+
+
+class Rejected(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class _Valid:
+    index: int
+    external_id: str
+    kind: str
+    id_number: str
+    name: str
+    region_code: str
+    observed_at: datetime
+    data: dict[str, Any]
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value.strip()) <= limit
+
+
+def _known_region(code: Any) -> bool:
+    """A division code (6, 9 or 12 digits) inside the county the service works in."""
+    return isinstance(code, str) and is_region_code(code) and code.startswith(COUNTY)
+
+
+def _check_data(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The kind's `data`, checked and reduced to its known fields."""
+    if kind == "medical_spend":
+        if not _int(data.get("self_paid_fen")) or data["self_paid_fen"] < 0:
+            raise Rejected("invalid_amount")
+        period = data.get("period_days", 30)
+        if not _int(period) or not 1 <= period <= 366:
+            raise Rejected("invalid_signal")
+        return {"self_paid_fen": data["self_paid_fen"], "period_days": period}
+    if kind == "hospitalization":
+        if not _int(data.get("days")) or not 0 <= data["days"] <= 3650:
+            raise Rejected("invalid_signal")
+        return {"days": data["days"]}
+    if kind == "disability_certified":
+        if not _int(data.get("grade")) or not 1 <= data["grade"] <= 4:
+            raise Rejected("invalid_signal")
+        return {"grade": data["grade"]}
+    if kind == "death_in_household":
+        if not _text(data.get("relation"), 32):
+            raise Rejected("invalid_signal")
+        return {"relation": data["relation"].strip()}
+    if kind == "serious_illness":
+        if not _text(data.get("diagnosis_category"), 64):
+            raise Rejected("invalid_signal")
+        return {"diagnosis_category": data["diagnosis_category"].strip()}
+    if kind == "grid_report":
+        note = data.get("note")
+        if note is not None and not (isinstance(note, str) and len(note) <= 500):
+            raise Rejected("invalid_signal")
+        return {"note": note} if note else {}
+    return {}
+
+
+def _parse_time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise Rejected("invalid_signal")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Rejected("invalid_signal") from None
+    if moment.tzinfo is None:
+        raise Rejected("invalid_signal")  # a time without its offset could be off by 8 hours
+    return moment
+
+
+def validate_item(source: SignalSource, index: int, item: Any, now: datetime) -> _Valid:
+    """One item checked, or `Rejected(code)` naming the first thing wrong with it."""
+    if not isinstance(item, dict) or not _text(item.get("external_id"), 128):
+        raise Rejected("invalid_signal")
+    if item.get("kind") not in alert_rules.KINDS:
+        raise Rejected("unknown_kind")
+    subject, data = item.get("subject"), item.get("data", {})
+    if not isinstance(subject, dict) or not isinstance(data, dict):
+        raise Rejected("invalid_signal")
+    region = subject.get("region_code")
+    if not _known_region(region):
+        raise Rejected("unknown_region")
+    if source.region_code is not None and not covers([source.region_code], region):
+        raise Rejected("region_out_of_scope")
+    if not _text(subject.get("name"), 50):
+        raise Rejected("invalid_signal")
+    id_number = subject.get("id_number")
+    if not isinstance(id_number, str) or not id_number_is_valid(normalize_id_number(id_number)):
+        raise Rejected("invalid_id_number")
+    observed_at = _parse_time(item.get("observed_at"))
+    if observed_at > now + CLOCK_SKEW:
+        raise Rejected("observed_in_future")
+    return _Valid(index=index, external_id=item["external_id"].strip(), kind=item["kind"],
+                  id_number=normalize_id_number(id_number), name=subject["name"].strip(),
+                  region_code=region, observed_at=observed_at,
+                  data=_check_data(item["kind"], data))
+
+
+def _insert(model, rows: list[dict[str, Any]], conflict: list[str], returning=None):
+    """INSERT ... ON CONFLICT DO NOTHING: a concurrent twin of this batch cannot make it fail."""
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(model).values(rows).on_conflict_do_nothing(index_elements=conflict)
+    if returning is not None:
+        statement = statement.returning(*returning)
+    return db.session.execute(statement)
+
+
+def _persons(valid: list[_Valid], now: datetime) -> dict[str, Person]:
+    """id hash -> Person, made for the subjects seen for the first time (identity encrypted,
+    linked to the beneficiary with the same ID number if there is one)."""
+    newest: dict[str, _Valid] = {}
+    for item in valid:
+        key = id_hash(item.id_number)
+        if key not in newest or item.observed_at >= newest[key].observed_at:
+            newest[key] = item
+    hashes = sorted(newest)
+    known = {p.id_hash: p for p in db.session.execute(
+        select(Person).where(Person.id_hash.in_(hashes))).scalars()}
+    missing = [h for h in hashes if h not in known]
+    if missing:
+        linked = dict(db.session.execute(
+            select(Beneficiary.id_hash, Beneficiary.id).where(Beneficiary.id_hash.in_(missing))
+        ).all())
+        rows = []
+        for key in missing:
+            item, person_id = newest[key], new_id("per")
+            rows.append({"id": person_id, "id_hash": key, "region_code": item.region_code,
+                         "name_enc": seal(item.name, "persons", "name", person_id),
+                         "id_number_enc": seal(item.id_number, "persons", "id_number", person_id),
+                         "beneficiary_id": linked.get(key), "created_at": now,
+                         "updated_at": now})
+        _insert(Person, rows, ["id_hash"])
+        known.update({p.id_hash: p for p in db.session.execute(
+            select(Person).where(Person.id_hash.in_(missing))).scalars()})
+    for key, item in newest.items():  # where the person lives now: the latest signal says
+        person = known[key]
+        if person.region_code != item.region_code:
+            person.region_code = item.region_code
+    return known
+
+
+def ingest_signals(source: SignalSource, items: list[dict], *,
+                   now: datetime | None = None) -> list[dict]:
+    """Store a batch of signals and act on them; one answer per item, in order (see the module
+    docstring). `now` is for tests and the demo seed: when the batch is taken to arrive."""
+    if source.department not in DEPARTMENTS:
+        raise ValueError(f"unknown department {source.department!r}")
+    now = now or utcnow()
+    answers: list[dict[str, Any]] = []
+    valid: list[_Valid] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        external_id = item.get("external_id") if isinstance(item, dict) else None
+        answer: dict[str, Any] = {"external_id": external_id if isinstance(external_id, str)
+                                  else None}
+        answers.append(answer)
+        try:
+            checked = validate_item(source, index, item, now)
+        except Rejected as rejected:
+            answer.update(result="rejected", code=rejected.code)
+            continue
+        answer["external_id"] = checked.external_id
+        if checked.external_id in seen:  # the same id twice in one batch: the first one counts
+            answer["result"] = "duplicate"
+            continue
+        seen.add(checked.external_id)
+        valid.append(checked)
+
+    with unit_of_work():
+        if valid:
+            _store_and_evaluate(source, valid, answers, now)
+    return answers
+
+
+def _store_and_evaluate(source: SignalSource, valid: list[_Valid], answers: list[dict[str, Any]],
+                        now: datetime) -> None:
+    persons = _persons(valid, now)
+    person_of = {item.index: persons[id_hash(item.id_number)] for item in valid}
+    inserted = _insert(Signal, [
+        {"client_id": source.client_id, "external_id": item.external_id,
+         "department": source.department, "kind": item.kind,
+         "person_id": person_of[item.index].id, "region_code": item.region_code,
+         "observed_at": item.observed_at, "data": item.data, "received_at": now}
+        for item in valid], ["client_id", "external_id"],
+        returning=(Signal.id, Signal.external_id)).all()
+    signal_ids = {external_id: signal_id for signal_id, external_id in inserted}
+    accepted: list[_Valid] = []
+    for item in valid:
+        if item.external_id in signal_ids:
+            answers[item.index]["result"] = "accepted"
+            accepted.append(item)
+        else:
+            answers[item.index]["result"] = "duplicate"
+    if not accepted:
+        return
+
+    version, rules = alert_rules.current_rules()
+    fired: dict[str, list[str]] = defaultdict(list)   # person id -> rules fired
+    for person_id, items in _by_person(accepted, person_of).items():
+        spend = _spend_of(person_id, items, rules)
+        for item in items:
+            fired[person_id] += alert_rules.evaluate(rules, item.kind, item.data,
+                                                     item.observed_at, spend)
+
+    # Every accepted signal of a person with an open alert joins it; a person a rule fired for
+    # gets one if they have none. Persons are locked in id order: two batches naming the same
+    # person take turns, so neither makes a second open alert.
+    person_ids = sorted({person_of[item.index].id for item in accepted})
+    if fired:
+        lock("person", select(Person.id).where(Person.id.in_(sorted(fired)))
+             .order_by(Person.id).with_for_update())
+    alerts = {a.person_id: a for a in db.session.execute(
+        select(Alert).where(Alert.person_id.in_(person_ids),
+                            Alert.status == AlertStatus.OPEN.value)).scalars()}
+    by_id = {p.id: p for p in persons.values()}
+    for person_id in sorted(fired):
+        names = sorted(set(fired[person_id]))
+        if not names:
+            continue
+        level = alert_rules.level_of(rules, names)
+        alert = alerts.get(person_id)
+        if alert is None:
+            person = by_id[person_id]
+            alert = Alert(person_id=person_id, region_code=person.region_code, status=None,
+                          level=level, reasons=names, opened_at=now)
+            ALERT.move(alert, "raise", None, f"rules v{version}: {', '.join(names)}", at=now)
+            open_task(VISIT_ALERT, person.region_code, person_id, now=now, alert_id=alert.id,
+                      beneficiary_id=person.beneficiary_id)
+            alerts[person_id] = alert
+            log.info("alert %s raised for %s (%s)", alert.id, person_id, ", ".join(names))
+        else:
+            alert.level = alert_rules.more_urgent(alert.level, level)
+            alert.reasons = sorted(set(alert.reasons) | set(names))
+    joined = defaultdict(list)
+    for item in accepted:
+        alert = alerts.get(person_of[item.index].id)
+        if alert is not None:
+            answers[item.index]["alert_id"] = alert.id
+            joined[alert.id].append(signal_ids[item.external_id])
+    for alert_id, ids in joined.items():
+        db.session.execute(db.update(Signal).where(Signal.id.in_(ids)).values(alert_id=alert_id))
+
+
+def _by_person(accepted: list[_Valid], person_of: dict[int, Person]) -> dict[str, list[_Valid]]:
+    grouped: dict[str, list[_Valid]] = defaultdict(list)
+    for item in accepted:
+        grouped[person_of[item.index].id].append(item)
+    return grouped
+
+
+def _spend_of(person_id: str, items: list[_Valid], rules) -> list[alert_rules.Spend]:
+    """The person's medical spend over the window the new medical-spend signals need (stored
+    ones and this batch's, which are flushed): one indexed range read per person."""
+    spends = [item for item in items if item.kind == "medical_spend"]
+    if not spends or not rules["medical_spend"]["alerts"]:
+        return []
+    start = min(alert_rules.spend_window(rules, item.observed_at)[0] for item in spends)
+    end = max(item.observed_at for item in spends)
+    rows = db.session.execute(
+        select(Signal.observed_at, Signal.data).where(
+            Signal.person_id == person_id, Signal.kind == "medical_spend",
+            Signal.observed_at >= start, Signal.observed_at <= end)).all()
+    return [alert_rules.Spend(observed_at, int(data.get("self_paid_fen", 0)))
+            for observed_at, data in rows]

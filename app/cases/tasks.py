@@ -1,0 +1,230 @@
+"""Tasks for caseworkers: making them (due the end of the next working day), listing them in
+scope, completing them with an outcome, and escalating the overdue ones once."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from app.auth.models import CASEWORKER, MODERATOR, User
+from app.auth.scope import in_scope, scope_prefixes
+from app.beneficiaries.models import Beneficiary
+from app.cases.identity import unseal
+from app.cases.lifecycle import ALERT, APPLICATION, TASK, TaskStatus
+from app.cases.notices import tell_applicant
+from app.cases.models import ASSISTANCE_TYPES, Alert, Application, Person, Signal, Task
+from app.divisions import full_name
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.extensions import db
+from app.notifications.service import notify_staff
+from app.pagination import Page, keyset_page
+from app.pii import mask_name
+from app.uow import lock, use_case
+from app.wishes.models import Wish
+from app.settings import resources, settings
+from app.types import utcnow
+from app.workdays import WorkingCalendar, load_extra_years
+
+log = logging.getLogger(__name__)
+
+VISIT_ALERT = "visit_alert"
+VERIFY_APPLICATION = "verify_application"
+TASK_KINDS = (VISIT_ALERT, VERIFY_APPLICATION)
+
+
+def working_calendar() -> WorkingCalendar:
+    """The mainland China calendar, with the operator's years (WORKING_CALENDAR_FILE) if any."""
+    cache = resources()
+    calendar = cache.get("cases.working_calendar")
+    if calendar is None:
+        calendar = WorkingCalendar(load_extra_years(settings().get("WORKING_CALENDAR_FILE")))
+        cache["cases.working_calendar"] = calendar
+    return calendar
+
+
+def due_after(moment: datetime) -> datetime:
+    """The end of the next working day after `moment`'s local day (UTC)."""
+    return working_calendar().end_of_working_days_after(moment, 1)
+
+
+def open_task(kind: str, region_code: str, person_id: str, *, now: datetime,
+              alert_id: str | None = None, application_id: str | None = None,
+              beneficiary_id: str | None = None) -> Task:
+    """A new open task in the caller's unit of work."""
+    task = Task(kind=kind, status=None, region_code=region_code, person_id=person_id,
+                alert_id=alert_id, application_id=application_id,
+                beneficiary_id=beneficiary_id, due_at=due_after(now), created_at=now)
+    TASK.move(task, "create", None, at=now)
+    return task
+
+
+def is_overdue(task: Task, now: datetime | None = None) -> bool:
+    return task.status == TaskStatus.OPEN and task.due_at < (now or utcnow())
+
+
+def escalation_grace() -> timedelta:
+    return timedelta(seconds=int(settings().get("TASK_ESCALATION_GRACE_SECONDS", 3600)))
+
+
+def task_for(actor: User, task_id: str) -> Task:
+    """The task if the actor's scope covers its region; 404 otherwise, as if it did not exist."""
+    task = db.session.get(Task, task_id)
+    if task is None or not in_scope(actor, task.region_code):
+        raise NotFound("未找到该任务")
+    return task
+
+
+def overdue_unescalated(now: datetime, limit: int = 500) -> list[Task]:
+    return list(db.session.execute(
+        select(Task).where(Task.status == TaskStatus.OPEN.value, Task.due_at < now,
+                           Task.escalated_at.is_(None))
+        .order_by(Task.due_at, Task.id).limit(limit)).scalars())
+
+
+def summary(task: Task) -> dict[str, Any]:
+    return {"id": task.id, "kind": task.kind, "status": task.status,
+            "region_code": task.region_code, "due_at": task.due_at}
+
+
+OUTCOMES = ("enrolled", "already_covered", "wish_opened", "joint_case", "not_eligible",
+            "not_found", "declined")
+
+
+def list_tasks(actor: User, *, status: str, kind: str | None, region: str | None,
+               limit: int, cursor: str | None) -> Page:
+    """Tasks the actor may see (a caseworker: in scope; moderators and admins: all), soonest
+    due first."""
+    query = select(Task).where(Task.status == status)
+    if kind:
+        query = query.where(Task.kind == kind)
+    if region:
+        query = query.where(Task.region_code.startswith(region))
+    prefixes = scope_prefixes(actor)
+    if prefixes is not None:
+        prefixes = list(prefixes)
+        if not prefixes:
+            return Page(items=[], next_cursor=None)
+        query = query.where(or_(*(Task.region_code.startswith(p) for p in prefixes)))
+    return keyset_page(query, [Task.due_at, Task.id], ["asc", "asc"], limit=limit,
+                       cursor=cursor, cursor_kind="tasks")
+
+
+def views(tasks: list[Task], now: datetime | None = None) -> list[dict[str, Any]]:
+    """The contract's task items: the subject's name masked, the alert's signals."""
+    now = now or utcnow()
+    persons = {p.id: p for p in db.session.execute(
+        select(Person).where(Person.id.in_({t.person_id for t in tasks}))).scalars()}
+    signals: dict[str, list[dict[str, Any]]] = {}
+    alert_ids = {t.alert_id for t in tasks if t.alert_id}
+    if alert_ids:
+        for sig in db.session.execute(select(Signal).where(Signal.alert_id.in_(alert_ids))
+                                      .order_by(Signal.observed_at, Signal.id)).scalars():
+            signals.setdefault(sig.alert_id, []).append(
+                {"kind": sig.kind, "department": sig.department,
+                 "observed_at": sig.observed_at, "data": sig.data})
+    items = []
+    for task in tasks:
+        person = persons[task.person_id]
+        name = unseal(person.name_enc, "persons", "name", person.id)
+        items.append({**summary(task), "overdue": is_overdue(task, now),
+                      "subject": {"name": mask_name(name), "region_code": person.region_code},
+                      "signals": signals.get(task.alert_id, []) if task.alert_id else [],
+                      "outcome": task.outcome, "completed_at": task.completed_at})
+    return items
+
+
+@use_case
+def complete_task(actor: User, task_id: str, outcome: str, note: str | None,
+                  assistance_type: str | None = None, wish_id: str | None = None,
+                  now: datetime | None = None) -> Task:
+    """Record a visit's outcome; a task is completed once (409 `task_closed`). `enrolled` sets
+    the person's assistance type (and the linked beneficiary's); a verify task moves its
+    application on to review."""
+    now = now or utcnow()
+    task = lock("task", select(Task).where(Task.id == task_id).with_for_update()).scalar()
+    if task is None or not in_scope(actor, task.region_code):
+        raise NotFound("未找到该任务")
+    if task.status != TaskStatus.OPEN:
+        raise Conflict("task_closed", "该任务已完成，不能再次提交")
+    if outcome not in OUTCOMES:
+        raise ValidationFailed({"outcome": [f"须为 {'、'.join(OUTCOMES)} 之一"]}, "处理结果无效")
+    if outcome == "enrolled":
+        if assistance_type not in ASSISTANCE_TYPES:
+            raise ValidationFailed({"assistance_type": ["纳入救助须注明救助类型"]},
+                                   "纳入救助须注明救助类型（dibao、tekun、dibao_edge、temporary）")
+    elif assistance_type is not None:
+        raise ValidationFailed({"assistance_type": ["仅在纳入救助（enrolled）时填写"]},
+                               "仅在纳入救助时填写救助类型")
+    if wish_id is not None:
+        if outcome != "wish_opened":
+            raise ValidationFailed({"wish_id": ["仅在开通心愿（wish_opened）时填写"]},
+                                   "仅在开通心愿时关联心愿")
+        if db.session.get(Wish, wish_id) is None:
+            raise ValidationFailed({"wish_id": ["心愿不存在"]}, "关联的心愿不存在")
+    task.outcome, task.note, task.assistance_type = outcome, note, assistance_type
+    task.wish_id = wish_id
+    task.completed_at, task.completed_by = now, actor.id
+    TASK.move(task, "complete", actor.id, outcome, at=now)
+    if task.application_id:
+        application = lock("application", select(Application).where(
+            Application.id == task.application_id).with_for_update()).scalar_one()
+        APPLICATION.move(application, "verify", actor.id, outcome, at=now)
+        tell_applicant(application)
+    person = lock("person", select(Person).where(Person.id == task.person_id)
+                  .with_for_update()).scalar_one()
+    if outcome == "enrolled":
+        person.assistance_type = assistance_type
+        if person.beneficiary_id:
+            ben = lock("beneficiary", select(Beneficiary).where(
+                Beneficiary.id == person.beneficiary_id).with_for_update()).scalar_one()
+            ben.assistance_type = assistance_type
+    if task.alert_id:
+        alert = db.session.get(Alert, task.alert_id)
+        if alert.status == "open":
+            ALERT.move(alert, "close", actor.id, outcome, at=now)
+            alert.closed_at = now
+    log.info("task %s completed by %s: %s", task.id, actor.id, outcome)
+    return task
+
+
+def town_caseworkers(region_code: str) -> list[str]:
+    """Caseworkers whose scope covers the town of `region_code`, or lies inside it."""
+    from app.auth.models import StaffRegion
+
+    town = region_code[:9]
+    rows = db.session.execute(
+        select(User.id, StaffRegion.region_code).join(StaffRegion, StaffRegion.user_id == User.id)
+        .where(User.role == CASEWORKER, User.active.is_(True))).all()
+    return sorted({user_id for user_id, prefix in rows
+                   if town.startswith(prefix) or prefix.startswith(town)})
+
+
+def moderators() -> list[str]:
+    return list(db.session.execute(select(User.id).where(
+        User.role == MODERATOR, User.active.is_(True))).scalars())
+
+
+@use_case
+def escalate_overdue(now: datetime | None = None, limit: int = 500) -> int:
+    """Tell the town's caseworkers and the moderators, once, of each open task past its due
+    time, and mark it escalated. Returns how many tasks were escalated."""
+    now = now or utcnow()
+    ids = [t.id for t in overdue_unescalated(now, limit)]
+    if not ids:
+        return 0
+    # Locked in id order, skipping ones another sweeper holds: it escalates those.
+    tasks = list(lock("task", select(Task).where(Task.id.in_(sorted(ids)),
+                                                 Task.escalated_at.is_(None))
+                      .order_by(Task.id).with_for_update(skip_locked=True)).scalars())
+    staff = moderators()
+    for task in tasks:
+        what = "入户走访" if task.kind == VISIT_ALERT else "申请核实"
+        notify_staff(town_caseworkers(task.region_code) + staff, "task_overdue",
+                     f"{what}任务已超时", f"{full_name(task.region_code)}的{what}任务已过期限，请尽快处理",
+                     {"task_id": task.id, "region_code": task.region_code,
+                      "due_at": task.due_at.isoformat()}, dedupe_key=f"task_overdue:{task.id}")
+        task.escalated_at = now
+    log.info("escalated %d overdue tasks", len(tasks))
+    return len(tasks)

@@ -1,0 +1,159 @@
+"""Finding people, for staff: caseworkers' tasks, the alert rules, and the figures."""
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from app.auth.scope import scope_prefixes
+from app.cases import rules, stats, tasks
+from app.cases.models import ASSISTANCE_TYPES
+from miniprogram_api.blueprint import Blueprint
+from miniprogram_api.policy import allow, require_user
+from miniprogram_api.schemas import PageArgs, RegionCode, UTCDateTime, page_schema
+
+blp = Blueprint("cases", __name__, description="政策找人：走访任务、预警规则、统计（工作人员）")
+blp.url_prefix_rel = ""
+
+
+class TaskArgs(PageArgs):
+    status = fields.String(load_default="open", validate=validate.OneOf(["open", "done"]))
+    kind = fields.String(load_default=None, validate=validate.OneOf(tasks.TASK_KINDS))
+    region = RegionCode(load_default=None)
+
+
+class SubjectOut(ma.Schema):
+    name = fields.String(allow_none=True, metadata={"description": "姓名（打码）"})
+    region_code = fields.String()
+
+
+class TaskSignalOut(ma.Schema):
+    kind = fields.String()
+    department = fields.String()
+    observed_at = UTCDateTime()
+    data = fields.Dict()
+
+
+class TaskOut(ma.Schema):
+    id = fields.String()
+    kind = fields.String()
+    status = fields.String()
+    region_code = fields.String()
+    subject = fields.Nested(SubjectOut)
+    due_at = UTCDateTime()
+    overdue = fields.Boolean()
+    signals = fields.List(fields.Nested(TaskSignalOut))
+    outcome = fields.String(allow_none=True)
+    completed_at = UTCDateTime(allow_none=True)
+
+
+TaskPage = page_schema(TaskOut, "TaskPage")
+
+
+class CompleteIn(ma.Schema):
+    outcome = fields.String(required=True, validate=validate.OneOf(tasks.OUTCOMES))
+    assistance_type = fields.String(load_default=None,
+                                    validate=validate.OneOf(list(ASSISTANCE_TYPES)))
+    note = fields.String(required=True, validate=validate.Length(max=1000))
+    wish_id = fields.String(load_default=None, validate=validate.Length(min=1, max=40))
+
+
+@blp.route("/tasks", methods=["GET"])
+@blp.arguments(TaskArgs, location="query")
+@blp.response(200, TaskPage)
+@allow("caseworker", "moderator", "admin")
+def list_tasks(args):
+    """走访与核实任务：协理员看负责区划内的，审核员与管理员看全部；最早到期的在前"""
+    page = tasks.list_tasks(require_user(), status=args["status"], kind=args["kind"],
+                            region=args["region"], limit=args["limit"], cursor=args["cursor"])
+    return {"items": tasks.views(page.items), "next_cursor": page.next_cursor}
+
+
+@blp.route("/tasks/<task_id>/complete", methods=["POST"])
+@blp.arguments(CompleteIn)
+@blp.response(200, TaskOut)
+@allow("caseworker", "moderator")
+def complete(body, task_id):
+    """记录走访结果（每个任务只能完成一次，之后 409 task_closed）；enrolled 须注明救助类型"""
+    task = tasks.complete_task(require_user(), task_id, body["outcome"], body["note"],
+                               assistance_type=body["assistance_type"], wish_id=body["wish_id"])
+    return tasks.views([task])[0]
+
+
+def _rule_fields(kind: str) -> type[ma.Schema]:
+    extra = {name: fields.Integer(required=True, validate=validate.Range(low, high))
+             for name, (low, high) in rules._NUMBERS.get(kind, {}).items()}
+    return ma.Schema.from_dict({
+        "alerts": fields.Boolean(required=True), "level": fields.String(
+            required=True, validate=validate.OneOf(["red", "orange", "yellow", "blue"])),
+        **extra}, name=f"AlertRule_{kind}")
+
+
+AlertRulesDoc = ma.Schema.from_dict(
+    {kind: fields.Nested(_rule_fields(kind), required=True) for kind in rules.KINDS},
+    name="AlertRulesDoc")
+
+
+class AlertRulesIn(ma.Schema):
+    rules = fields.Nested(AlertRulesDoc, required=True)
+
+
+class AlertRulesOut(ma.Schema):
+    version = fields.Integer(metadata={"description": "0 = 默认规则"})
+    rules = fields.Nested(AlertRulesDoc)
+    changed_by = fields.String(allow_none=True)
+    changed_at = UTCDateTime(allow_none=True)
+
+
+def _rules_out():
+    row = rules.current_version()
+    version, current = rules.current_rules()
+    return {"version": version, "rules": current,
+            "changed_by": row.changed_by if row else None,
+            "changed_at": row.changed_at if row else None}
+
+
+@blp.route("/alert-rules", methods=["GET"])
+@blp.response(200, AlertRulesOut)
+@allow("caseworker", "moderator", "admin")
+def get_rules():
+    """现行预警规则（哪些信号、何种阈值触发预警，预警级别）"""
+    return _rules_out()
+
+
+@blp.route("/alert-rules", methods=["PUT"])
+@blp.arguments(AlertRulesIn)
+@blp.response(200, AlertRulesOut)
+@allow("admin")
+def put_rules(body):
+    """修改预警规则（仅管理员）：每次修改生成新版本，记录修改人、时间及修改前后内容"""
+    rules.replace_rules(require_user(), body["rules"])
+    return _rules_out()
+
+
+class CaseStatsArgs(ma.Schema):
+    region = RegionCode(load_default=None)
+
+
+class ApplicationCounts(ma.Schema):
+    received = fields.Integer()
+    approved = fields.Integer()
+    refused = fields.Integer()
+
+
+class CaseStatsOut(ma.Schema):
+    signals = fields.Integer()
+    alerts = fields.Integer()
+    tasks_open = fields.Integer()
+    tasks_done = fields.Integer()
+    done_on_time_ratio = fields.Float(allow_none=True)
+    outcomes = fields.Dict(keys=fields.String(), values=fields.Integer())
+    applications = fields.Nested(ApplicationCounts)
+
+
+@blp.route("/cases/stats", methods=["GET"])
+@blp.arguments(CaseStatsArgs, location="query")
+@blp.response(200, CaseStatsOut)
+@allow("caseworker", "moderator", "admin")
+def case_stats(args):
+    """政策找人统计（按区划前缀）：信号、预警、任务、按期完成率、走访结果、申请"""
+    return stats.case_stats(args["region"], scope_prefixes(require_user()))
