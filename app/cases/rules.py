@@ -152,7 +152,9 @@ def evaluate(rules: dict[str, dict[str, Any]], kind: str, data: dict[str, Any],
         fired = []
         if recent >= rule["self_paid_fen_at_least"]:
             fired.append("medical_spend.threshold")
-        monthly_average = before / rule["spike_months"]
+        # The average of the months that had spend: a history still filling in (a person
+        # known for 7 months) must not read as a low average and make every bill a spike.
+        monthly_average = before / max(len(months), 1)
         if (len(months) >= rule["spike_min_months"]
                 and recent >= rule["spike_factor"] * monthly_average):
             fired.append("medical_spend.spike")
