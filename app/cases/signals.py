@@ -252,12 +252,13 @@ def _store_and_evaluate(source: SignalSource, valid: list[_Valid], answers: list
         return
 
     version, rules = alert_rules.current_rules()
+    grouped = _by_person(accepted, person_of)
+    spend = _spend_of(grouped, rules)
     fired: dict[str, list[str]] = defaultdict(list)   # person id -> rules fired
-    for person_id, items in _by_person(accepted, person_of).items():
-        spend = _spend_of(person_id, items, rules)
+    for person_id, items in grouped.items():
         for item in items:
             fired[person_id] += alert_rules.evaluate(rules, item.kind, item.data,
-                                                     item.observed_at, spend)
+                                                     item.observed_at, spend.get(person_id, ()))
 
     # Every accepted signal of a person with an open alert joins it; a person a rule fired for
     # gets one if they have none. Persons are locked in id order: two batches naming the same
@@ -305,17 +306,25 @@ def _by_person(accepted: list[_Valid], person_of: dict[int, Person]) -> dict[str
     return grouped
 
 
-def _spend_of(person_id: str, items: list[_Valid], rules) -> list[alert_rules.Spend]:
-    """The person's medical spend over the window the new medical-spend signals need (stored
-    ones and this batch's, which are flushed): one indexed range read per person."""
-    spends = [item for item in items if item.kind == "medical_spend"]
-    if not spends or not rules["medical_spend"]["alerts"]:
-        return []
-    start = min(alert_rules.spend_window(rules, item.observed_at)[0] for item in spends)
-    end = max(item.observed_at for item in spends)
-    rows = db.session.execute(
-        select(Signal.observed_at, Signal.data).where(
-            Signal.person_id == person_id, Signal.kind == "medical_spend",
-            Signal.observed_at >= start, Signal.observed_at <= end)).all()
-    return [alert_rules.Spend(observed_at, int(data.get("self_paid_fen", 0)))
-            for observed_at, data in rows]
+def _spend_of(grouped: dict[str, list[_Valid]], rules
+              ) -> dict[str, list[alert_rules.Spend]]:
+    """The medical spend (stored, and this batch's, which is flushed) of the persons with new
+    medical-spend signals, over the window their rules read: one query, an index range per
+    person (person_id, kind, observed_at), so its cost follows the batch, not the table."""
+    if not rules["medical_spend"]["alerts"]:
+        return {}
+    windows = {person_id: [alert_rules.spend_window(rules, item.observed_at)
+                           for item in items if item.kind == "medical_spend"]
+               for person_id, items in grouped.items()}
+    windows = {person_id: w for person_id, w in windows.items() if w}
+    if not windows:
+        return {}
+    start = min(begin for w in windows.values() for begin, _ in w)
+    end = max(finish for w in windows.values() for _, finish in w)
+    spend: dict[str, list[alert_rules.Spend]] = defaultdict(list)
+    for person_id, observed_at, data in db.session.execute(
+            select(Signal.person_id, Signal.observed_at, Signal.data).where(
+                Signal.person_id.in_(sorted(windows)), Signal.kind == "medical_spend",
+                Signal.observed_at >= start, Signal.observed_at <= end)):
+        spend[person_id].append(alert_rules.Spend(observed_at, int(data.get("self_paid_fen", 0))))
+    return spend
