@@ -49,7 +49,7 @@ class ApplicationCreatedOut(ma.Schema):
 
 class ApplicationOut(ApplicationCreatedOut):
     categories = fields.List(fields.String())
-    region_code = fields.String()
+    region_code = fields.String(metadata={"description": "所在乡镇（街道）代码"})
     for_self = fields.Boolean()
     assistance_type = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)

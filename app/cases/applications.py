@@ -19,7 +19,7 @@ from app.cases.tasks import VERIFY_APPLICATION, open_task
 from app.divisions import COUNTY
 from app.errors import Conflict, Invalid, NotFound, ValidationFailed
 from app.extensions import db
-from app.regions import validate_region_code
+from app.regions import town_of, validate_region_code
 from app.types import new_id, utcnow
 from app.uow import current, lock, use_case
 
@@ -139,9 +139,10 @@ def decide(moderator: User, application_id: str, decision: str,
 
 
 def view(application: Application) -> dict[str, Any]:
-    """What the applicant sees of their own application (no identity: they typed it)."""
+    """What the applicant sees of their own application: no identity (they typed it, and a
+    WeChat account may be shared), and the place cut to the town, as donors see places."""
     return {"id": application.id, "status": application.status,
-            "categories": application.categories, "region_code": application.region_code,
+            "categories": application.categories, "region_code": town_of(application.region_code),
             "for_self": application.for_self, "assistance_type": application.assistance_type,
             "reason": application.reason, "created_at": application.created_at,
             "decided_at": application.decided_at}
