@@ -15,6 +15,7 @@ from app.cases.identity import id_hash, id_number_is_valid, normalize_id_number,
 from app.cases.lifecycle import APPLICATION, OPEN_APPLICATION_STATUSES
 from app.cases.models import ASSISTANCE_TYPES, Application, Person
 from app.cases.notices import tell_applicant
+from app.cases.signals import insert_ignoring_duplicates
 from app.cases.tasks import VERIFY_APPLICATION, open_task
 from app.divisions import COUNTY
 from app.errors import Conflict, Invalid, NotFound, ValidationFailed
@@ -28,17 +29,15 @@ log = logging.getLogger(__name__)
 
 def _person_for(id_number: str, name: str, region_code: str, now: datetime) -> Person:
     """The person with this ID number, made if new, and locked (one open application each)."""
-    from app.cases.signals import _insert  # the one ON CONFLICT DO NOTHING helper
-
     key = id_hash(id_number)
     person_id = new_id("per")
     linked = db.session.execute(select(Beneficiary.id).where(Beneficiary.id_hash == key)
                                 .limit(1)).scalar()
-    _insert(Person, [{"id": person_id, "id_hash": key, "region_code": region_code,
-                      "name_enc": seal(name, "persons", "name", person_id),
-                      "id_number_enc": seal(id_number, "persons", "id_number", person_id),
-                      "beneficiary_id": linked, "created_at": now, "updated_at": now}],
-            ["id_hash"])
+    insert_ignoring_duplicates(Person, [{
+        "id": person_id, "id_hash": key, "region_code": region_code,
+        "name_enc": seal(name, "persons", "name", person_id),
+        "id_number_enc": seal(id_number, "persons", "id_number", person_id),
+        "beneficiary_id": linked, "created_at": now, "updated_at": now}], ["id_hash"])
     return lock("person", select(Person).where(Person.id_hash == key)
                 .with_for_update()).scalar_one()
 

@@ -118,11 +118,6 @@ def replace_rules(actor: User, document: Any) -> AlertRuleVersion:
     return row
 
 
-def history() -> list[AlertRuleVersion]:
-    return list(db.session.execute(select(AlertRuleVersion)
-                                   .order_by(AlertRuleVersion.version.desc())).scalars())
-
-
 def spend_window(rules: dict[str, dict[str, Any]], observed_at: datetime
                  ) -> tuple[datetime, datetime]:
     """The time range of earlier medical spend the medical-spend rules read for one signal."""

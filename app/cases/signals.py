@@ -153,7 +153,8 @@ def validate_item(source: SignalSource, index: int, item: Any, now: datetime) ->
                   data=_check_data(item["kind"], data))
 
 
-def _insert(model, rows: list[dict[str, Any]], conflict: list[str], returning=None):
+def insert_ignoring_duplicates(model, rows: list[dict[str, Any]], conflict: list[str],
+                               returning=None):
     """INSERT ... ON CONFLICT DO NOTHING: a concurrent twin of this batch cannot make it fail."""
     dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
     statement = dialect.insert(model).values(rows).on_conflict_do_nothing(index_elements=conflict)
@@ -186,7 +187,7 @@ def _persons(valid: list[_Valid], now: datetime) -> dict[str, Person]:
                          "id_number_enc": seal(item.id_number, "persons", "id_number", person_id),
                          "beneficiary_id": linked.get(key), "created_at": now,
                          "updated_at": now})
-        _insert(Person, rows, ["id_hash"])
+        insert_ignoring_duplicates(Person, rows, ["id_hash"])
         known.update({p.id_hash: p for p in db.session.execute(
             select(Person).where(Person.id_hash.in_(missing))).scalars()})
     for key, item in newest.items():  # where the person lives now: the latest signal says
@@ -233,7 +234,7 @@ def _store_and_evaluate(source: SignalSource, valid: list[_Valid], answers: list
                         now: datetime) -> None:
     persons = _persons(valid, now)
     person_of = {item.index: persons[id_hash(item.id_number)] for item in valid}
-    inserted = _insert(Signal, [
+    inserted = insert_ignoring_duplicates(Signal, [
         {"client_id": source.client_id, "external_id": item.external_id,
          "department": source.department, "kind": item.kind,
          "person_id": person_of[item.index].id, "region_code": item.region_code,

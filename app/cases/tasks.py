@@ -3,7 +3,7 @@ scope, completing them with an outcome, and escalating the overdue ones once."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -62,18 +62,6 @@ def open_task(kind: str, region_code: str, person_id: str, *, now: datetime,
 
 def is_overdue(task: Task, now: datetime | None = None) -> bool:
     return task.status == TaskStatus.OPEN and task.due_at < (now or utcnow())
-
-
-def escalation_grace() -> timedelta:
-    return timedelta(seconds=int(settings().get("TASK_ESCALATION_GRACE_SECONDS", 3600)))
-
-
-def task_for(actor: User, task_id: str) -> Task:
-    """The task if the actor's scope covers its region; 404 otherwise, as if it did not exist."""
-    task = db.session.get(Task, task_id)
-    if task is None or not in_scope(actor, task.region_code):
-        raise NotFound("未找到该任务")
-    return task
 
 
 def overdue_unescalated(now: datetime, limit: int = 500) -> list[Task]:

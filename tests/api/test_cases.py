@@ -3,8 +3,6 @@ seen only in scope, completed once and counted; applications walk to a decision;
 overdue tasks escalate once."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 from tests.cases.helpers import (
     SUBJECT_NAME, application_payload, ingest, item, local, spike_task, subject_id,
 )
