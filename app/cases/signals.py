@@ -198,9 +198,11 @@ def _persons(valid: list[_Valid], now: datetime) -> dict[str, Person]:
 
 
 def ingest_signals(source: SignalSource, items: list[dict], *,
-                   now: datetime | None = None) -> list[dict]:
+                   now: datetime | None = None, dry_run: bool = False) -> list[dict]:
     """Store a batch of signals and act on them; one answer per item, in order (see the module
-    docstring). `now` is for tests and the demo seed: when the batch is taken to arrive."""
+    docstring). `now` is for tests and the demo seed: when the batch is taken to arrive.
+    `dry_run` answers exactly as a real run would (alert ids included) and then rolls it all
+    back (`signals import --dry-run`)."""
     if source.department not in DEPARTMENTS:
         raise ValueError(f"unknown department {source.department!r}")
     now = now or utcnow()
@@ -224,7 +226,7 @@ def ingest_signals(source: SignalSource, items: list[dict], *,
         seen.add(checked.external_id)
         valid.append(checked)
 
-    with unit_of_work():
+    with unit_of_work(read_only=dry_run):
         if valid:
             _store_and_evaluate(source, valid, answers, now)
     return answers

@@ -143,3 +143,19 @@ def test_a_signal_meets_the_beneficiary_with_the_same_id_number(app, actors):
            now=NOW)
     with app.app_context():
         assert db.session.query(Person).one().beneficiary_id == ben["id"]
+
+
+def test_a_dry_run_answers_like_the_real_run_and_stores_nothing(app):
+    from app.cases.models import Alert, Person, Signal, Task
+    from app.cases.signals import ingest_signals
+
+    batch = [item(at=NOW - timedelta(days=1), self_paid_fen=2_500_000),
+             item("volcano", at=NOW)]
+    with app.app_context():
+        dry = ingest_signals(source(), batch, now=NOW, dry_run=True)
+    assert [(a["result"], a.get("code")) for a in dry] == [("accepted", None),
+                                                           ("rejected", "unknown_kind")]
+    assert dry[0]["alert_id"].startswith("alr_")
+    assert [_count(app, m) for m in (Signal, Person, Alert, Task)] == [0, 0, 0, 0]
+    real = ingest(app, batch, now=NOW)
+    assert [a["result"] for a in real] == ["accepted", "rejected"]
