@@ -39,7 +39,7 @@ def _person_for(id_number: str, name: str, region_code: str, now: datetime) -> P
         "id_number_enc": seal(id_number, "persons", "id_number", person_id),
         "beneficiary_id": linked, "created_at": now, "updated_at": now}], ["id_hash"])
     return lock("person", select(Person).where(Person.id_hash == key)
-                .with_for_update()).scalar_one()
+                .with_for_update(key_share=True)).scalar_one()
 
 
 @use_case
@@ -125,7 +125,7 @@ def decide(moderator: User, application_id: str, decision: str,
     if action == "approve":
         application.assistance_type = assistance_type
         person = lock("person", select(Person).where(Person.id == application.person_id)
-                      .with_for_update()).scalar_one()
+                      .with_for_update(key_share=True)).scalar_one()
         person.assistance_type = assistance_type
         if person.beneficiary_id:
             ben = lock("beneficiary", select(Beneficiary).where(

@@ -265,11 +265,13 @@ def _store_and_evaluate(source: SignalSource, valid: list[_Valid], answers: list
 
     # Every accepted signal of a person with an open alert joins it; a person a rule fired for
     # gets one if they have none. Persons are locked in id order: two batches naming the same
-    # person take turns, so neither makes a second open alert.
+    # person take turns, so neither makes a second open alert. FOR NO KEY UPDATE (key_share):
+    # the signals just inserted hold FOR KEY SHARE on their persons (the foreign key), which a
+    # plain FOR UPDATE would wait for, deadlocking two batches that name one person.
     person_ids = sorted({person_of[item.index].id for item in accepted})
     if fired:
         lock("person", select(Person.id).where(Person.id.in_(sorted(fired)))
-             .order_by(Person.id).with_for_update())
+             .order_by(Person.id).with_for_update(key_share=True))
     alerts = {a.person_id: a for a in db.session.execute(
         select(Alert).where(Alert.person_id.in_(person_ids),
                             Alert.status == AlertStatus.OPEN.value)).scalars()}

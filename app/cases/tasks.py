@@ -161,7 +161,7 @@ def complete_task(actor: User, task_id: str, outcome: str, note: str | None,
         APPLICATION.move(application, "verify", actor.id, outcome, at=now)
         tell_applicant(application)
     person = lock("person", select(Person).where(Person.id == task.person_id)
-                  .with_for_update()).scalar_one()
+                  .with_for_update(key_share=True)).scalar_one()
     if outcome == "enrolled":
         person.assistance_type = assistance_type
         if person.beneficiary_id:

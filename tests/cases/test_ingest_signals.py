@@ -159,3 +159,24 @@ def test_a_dry_run_answers_like_the_real_run_and_stores_nothing(app):
     assert [_count(app, m) for m in (Signal, Person, Alert, Task)] == [0, 0, 0, 0]
     real = ingest(app, batch, now=NOW)
     assert [a["result"] for a in real] == ["accepted", "rejected"]
+
+
+def test_concurrent_batches_naming_one_new_person_make_one_person_one_alert_one_task(
+        needs_postgres, app):
+    from app.cases.models import Alert, Person, Signal, Task
+    from tests.concurrency import run_together
+
+    person = subject_id(77)
+    batches = [[item(at=NOW - timedelta(hours=n + 1), id_no=person, self_paid_fen=2_500_000)
+                for n in range(k * 5, k * 5 + 5)] for k in range(4)]
+    replay = batches[0]
+
+    def ingest_batch(batch):
+        return lambda: ingest(app, batch, now=NOW)
+
+    answers = run_together([ingest_batch(b) for b in batches] + [ingest_batch(replay)])
+    alert_ids = {a["alert_id"] for batch in answers for a in batch if a["result"] == "accepted"}
+    results = sorted(a["result"] for batch in answers for a in batch)
+    assert len(alert_ids) == 1
+    assert results == ["accepted"] * 20 + ["duplicate"] * 5
+    assert [_count(app, m) for m in (Person, Signal, Alert, Task)] == [1, 20, 1, 1]
