@@ -217,3 +217,30 @@ def test_a_task_not_yet_due_is_not_escalated(app, actors):
     with app.app_context():
         assert escalate_overdue(now=local("2026-11-11 12:00")) == 0
         assert escalate_overdue(now=local("2026-11-12 00:30")) == 1
+
+
+def test_tasks_come_soonest_due_first_a_page_at_a_time(app, client, actors):
+    caseworker = actors.caseworker([TOWN])
+    for day in ("2026-11-12 10:00", "2026-11-10 10:00", "2026-11-11 10:00"):
+        at = local(day)
+        ingest(app, [item(at=at, id_no=subject_id(), self_paid_fen=2_500_000)], now=at)
+    first = client.get("/api/v1/tasks?limit=2", headers=caseworker.headers).get_json()
+    second = client.get(f"/api/v1/tasks?limit=2&cursor={first['next_cursor']}",
+                        headers=caseworker.headers).get_json()
+    dues = [t["due_at"] for t in first["items"] + second["items"]]
+    assert dues == ["2026-11-11T15:59:59Z", "2026-11-12T15:59:59Z", "2026-11-13T15:59:59Z"]
+    assert second["next_cursor"] is None
+
+
+def test_a_caseworkers_figures_cover_their_own_region_only(app, client, actors):
+    at = local("2026-11-10 10:00")
+    ingest(app, [item(at=at, id_no=subject_id(), self_paid_fen=2_500_000),
+                 item(at=at, id_no=subject_id(), region=OTHER_VILLAGE, self_paid_fen=2_500_000)],
+           now=at)
+    mine = client.get("/api/v1/cases/stats", headers=actors.caseworker([TOWN]).headers)
+    theirs = client.get("/api/v1/cases/stats", query_string={"region": OTHER_TOWN},
+                        headers=actors.caseworker([TOWN]).headers)
+    everyone = client.get("/api/v1/cases/stats", headers=actors.moderator().headers)
+    assert (mine.get_json()["signals"], mine.get_json()["tasks_open"]) == (1, 1)
+    assert theirs.get_json()["signals"] == 0
+    assert everyone.get_json()["signals"] == 2
