@@ -244,3 +244,11 @@ def test_a_caseworkers_figures_cover_their_own_region_only(app, client, actors):
     assert (mine.get_json()["signals"], mine.get_json()["tasks_open"]) == (1, 1)
     assert theirs.get_json()["signals"] == 0
     assert everyone.get_json()["signals"] == 2
+
+
+def test_the_escalation_job_is_declared_periodic_on_the_maintenance_queue(app):
+    from workers import PERIODIC
+
+    job = next(p for p in PERIODIC if p.func_path == "workers.jobs.escalate_overdue_tasks")
+    assert job.queue == "maintenance" and job.every == "CASES_ESCALATION_SECONDS"
+    assert app.config["CASES_ESCALATION_SECONDS"] == 600
