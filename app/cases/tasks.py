@@ -16,7 +16,7 @@ from app.cases.lifecycle import ALERT, APPLICATION, TASK, TaskStatus
 from app.cases.notices import tell_applicant
 from app.cases.models import ASSISTANCE_TYPES, Alert, Application, Person, Signal, Task
 from app.divisions import full_name
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from app.extensions import db
 from app.notifications.service import notify_staff
 from app.pagination import Page, keyset_page
@@ -25,7 +25,7 @@ from app.uow import lock, use_case
 from app.wishes.models import Wish
 from app.settings import resources, settings
 from app.types import utcnow
-from app.workdays import WorkingCalendar, load_extra_years
+from app.workdays import CalendarYearUnknown, WorkingCalendar, load_extra_years
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,16 @@ def working_calendar() -> WorkingCalendar:
 
 
 def due_after(moment: datetime) -> datetime:
-    """The end of the next working day after `moment`'s local day (UTC)."""
-    return working_calendar().end_of_working_days_after(moment, 1)
+    """The end of the next working day after `moment`'s local day (UTC). A year the calendar
+    does not know is refused (503 `working_calendar_unknown`, nothing stored: the partner
+    retries), never guessed from weekends: the operator adds it to WORKING_CALENDAR_FILE."""
+    try:
+        return working_calendar().end_of_working_days_after(moment, 1)
+    except CalendarYearUnknown as exc:
+        log.error("%s", exc)
+        raise Unavailable("working_calendar_unknown",
+                          f"工作日历缺少 {exc.year} 年的节假日安排，暂时无法计算走访期限，"
+                          "请联系运维人员配置 WORKING_CALENDAR_FILE", retry_after=3600) from None
 
 
 def open_task(kind: str, region_code: str, person_id: str, *, now: datetime,
