@@ -22,6 +22,7 @@ from flask import current_app
 from PIL import Image
 from sqlalchemy import and_, case, func, select
 
+from app.cases.models import Alert, Task
 from app.claims.models import HOLDING, Claim, Proof
 from app.extensions import db
 from app.ledger import log as ledger_log
@@ -223,6 +224,37 @@ def _fund(result: CheckResult) -> None:
     problems = fund_audit.problems()
     result.failures += problems
     result.summary = "books balance, fund not negative" if not problems else ""
+
+
+# ---- finding people ------------------------------------------------------------------------------
+
+@check("open_alert_has_open_task")
+def _alert_tasks(result: CheckResult) -> None:
+    rows = db.session.execute(
+        select(Alert.id).outerjoin(Task, and_(Task.alert_id == Alert.id, Task.status == "open"))
+        .where(Alert.status == "open", Task.id.is_(None)).limit(100)).scalars()
+    result.failures += [f"alert {a} is open with no open visit task" for a in rows]
+    opened = db.session.execute(select(func.count()).where(Alert.status == "open")).scalar_one()
+    result.summary = f"{opened} open alerts"
+
+
+@check("one_open_alert_per_person")
+def _one_alert(result: CheckResult) -> None:
+    rows = db.session.execute(
+        select(Alert.person_id, func.count()).where(Alert.status == "open")
+        .group_by(Alert.person_id).having(func.count() > 1).limit(100)).all()
+    result.failures += [f"person {p} has {n} open alerts" for p, n in rows]
+
+
+@check("overdue_tasks_escalated")
+def _tasks_escalated(result: CheckResult) -> None:
+    late = utcnow() - timedelta(
+        seconds=int(current_app.config["CASES_ESCALATION_SECONDS"])) - _grace()
+    rows = db.session.execute(select(Task.id, Task.due_at).where(
+        Task.status == "open", Task.due_at < late, Task.escalated_at.is_(None)).limit(100)).all()
+    result.failures += [f"task {t} open past its due time {due.isoformat()}, not escalated"
+                        for t, due in rows]
+    result.summary = "every overdue task escalated" if not rows else ""
 
 
 # ---- background work -----------------------------------------------------------------------------

@@ -169,10 +169,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "FEED_CACHE_SECONDS": (float, 10.0),
     "STATS_CACHE_SECONDS": (float, 5.0),
     # Finding people (app/cases): operator data for years the chinesecalendar package does not
-    # know yet (app/workdays.py: {"2027": {"holidays": [...], "workdays": [...]}}), and how long
-    # past its due time an open task may stay before the audit calls it unescalated.
+    # know yet (app/workdays.py: {"2027": {"holidays": [...], "workdays": [...]}}), and how often
+    # the worker escalates open tasks past their due time.
     "WORKING_CALENDAR_FILE": (str, None),
-    "TASK_ESCALATION_GRACE_SECONDS": (_int, 3600),
     "CASES_ESCALATION_SECONDS": (_int, 600),
     "WECHAT_TEMPLATE_APPLICATION_STATUS": (str, ""),
     "LOG_LEVEL": (str, "INFO"),

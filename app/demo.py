@@ -154,7 +154,10 @@ def seed() -> list[str]:
         states[db.session.get(Wish, wish.id).status] += 1
     wish_ids = {title: wid for title, wid in db.session.execute(select(Wish.title, Wish.id))}
     fund = _fund(moderators, wish_ids)
-    return _summary(staff, people, states) + fund
+    from app.cases.demo import seed_cases
+
+    cases = seed_cases(staff, _demo_donor)
+    return _summary(staff, people, states) + fund + cases
 
 
 # The 505 fund: who gives, and what is paid out for which wish.

@@ -7,9 +7,19 @@ from marshmallow import fields, validate
 from app.auth.scope import scope_prefixes
 from app.cases import rules, stats, tasks
 from app.cases.models import ASSISTANCE_TYPES
-from miniprogram_api.blueprint import Blueprint
+from miniprogram_api.blueprint import Blueprint, refuses_valid_input
 from miniprogram_api.policy import allow, require_user
 from miniprogram_api.schemas import PageArgs, RegionCode, UTCDateTime, page_schema
+
+class StrictBoolean(fields.Boolean):
+    """true or false only: marshmallow's Boolean also takes 1, "yes", "on", ..., which the
+    document (type: boolean) calls invalid."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
 
 blp = Blueprint("cases", __name__, description="政策找人：走访任务、预警规则、统计（工作人员）")
 blp.url_prefix_rel = ""
@@ -71,6 +81,9 @@ def list_tasks(args):
 @blp.route("/tasks/<task_id>/complete", methods=["POST"])
 @blp.arguments(CompleteIn)
 @blp.response(200, TaskOut)
+@blp.doc(responses=refuses_valid_input(
+    "enrolled 未注明救助类型、其他结果填了救助类型，或 wish_id 不是 wish_opened 的已有心愿"
+    "（validation_error）"))
 @allow("caseworker", "moderator")
 def complete(body, task_id):
     """记录走访结果（每个任务只能完成一次，之后 409 task_closed）；enrolled 须注明救助类型"""
@@ -83,7 +96,7 @@ def _rule_fields(kind: str) -> type[ma.Schema]:
     extra = {name: fields.Integer(required=True, validate=validate.Range(low, high))
              for name, (low, high) in rules._NUMBERS.get(kind, {}).items()}
     return ma.Schema.from_dict({
-        "alerts": fields.Boolean(required=True), "level": fields.String(
+        "alerts": StrictBoolean(required=True), "level": fields.String(
             required=True, validate=validate.OneOf(["red", "orange", "yellow", "blue"])),
         **extra}, name=f"AlertRule_{kind}")
 

@@ -168,3 +168,62 @@ def test_audit_command_exits_non_zero_on_a_breach(app, client, actors, staff):
     bad = runner.invoke(args=["audit"])
     assert bad.exit_code == 1
     assert "FAIL  wish_and_claim_states_agree" in bad.output and "audit: FAILED" in bad.output
+
+
+# ---- finding people ------------------------------------------------------------------------------
+
+def _visit_task(app) -> str:
+    """A visit task raised now (so not yet due); returns the alert id."""
+    from tests.cases.helpers import ingest, item, subject_id
+
+    now = utcnow()
+    return ingest(app, [item(at=now - timedelta(hours=1), id_no=subject_id(),
+                             self_paid_fen=2_500_000)], now=now)[0]["alert_id"]
+
+
+def test_alerts_and_tasks_of_a_healthy_service_pass(app):
+    _visit_task(app)
+    report = _audit(app)
+    assert report.ok, report.text()
+    assert "1 open alerts" in report.text()
+
+
+def test_an_open_alert_whose_task_was_closed_behind_its_back_is_reported(app):
+    alert_id = _visit_task(app)
+    _sql(app, "UPDATE tasks SET status = 'done' WHERE alert_id = :id", id=alert_id)
+
+    report = _audit(app)
+    assert _failed(report) == {"open_alert_has_open_task"}
+    assert f"alert {alert_id} is open with no open visit task" in report.text()
+
+
+def test_an_overdue_task_nobody_escalated_is_reported_and_escalation_clears_it(app):
+    from workers.jobs import escalate_overdue_tasks
+
+    alert_id = _visit_task(app)
+    _sql(app, "UPDATE tasks SET due_at = :due WHERE alert_id = :id", id=alert_id,
+         due=utcnow() - timedelta(days=2))
+    assert _failed(_audit(app)) == {"overdue_tasks_escalated"}
+    with app.app_context():
+        assert escalate_overdue_tasks() == 1
+    assert _audit(app).ok
+
+
+def test_two_open_alerts_for_one_person_are_reported(needs_postgres, app):
+    alert_id = _visit_task(app)
+    # The partial unique index forbids it; an operator dropping it would not be told.
+    _sql(app, "DROP INDEX uq_alerts_open_person")
+    try:
+        _sql(app, "INSERT INTO alerts (id, person_id, region_code, status, level, reasons, "
+                  "opened_at) SELECT 'alr_twin', person_id, region_code, 'open', level, reasons, "
+                  "opened_at FROM alerts WHERE id = :id", id=alert_id)
+        _sql(app, "INSERT INTO tasks (id, kind, status, region_code, person_id, alert_id, "
+                  "due_at, created_at) SELECT 'tsk_twin', kind, status, region_code, person_id, "
+                  "'alr_twin', due_at, created_at FROM tasks WHERE alert_id = :id", id=alert_id)
+        report = _audit(app)
+        assert _failed(report) == {"one_open_alert_per_person"}
+    finally:
+        _sql(app, "DELETE FROM tasks WHERE id = 'tsk_twin'")
+        _sql(app, "DELETE FROM alerts WHERE id = 'alr_twin'")
+        _sql(app, "CREATE UNIQUE INDEX uq_alerts_open_person ON alerts (person_id) "
+                  "WHERE status = 'open'")

@@ -143,3 +143,16 @@ def test_seed_is_refused_in_production(app_config, tmp_path):
         with pytest.raises(DomainError) as refused:
             seed()
     assert status_of(refused.value) == 403 and "APP_ENV=production" in refused.value.detail
+
+
+def test_the_seed_fills_task_lists_and_figures_for_finding_people(app, client):
+    _seed_via_cli(app)
+    moderator = _login(client, "mod.chen")
+    stats = client.get("/api/v1/cases/stats", headers=moderator).get_json()
+    assert stats["signals"] > 700 and stats["alerts"] >= 20
+    assert stats["tasks_open"] > 5 and stats["tasks_done"] > 5
+    assert len(stats["outcomes"]) >= 4
+    assert stats["applications"] == {"received": 3, "approved": 1, "refused": 1}
+    jieshan = _login(client, "cw.jieshan")
+    tasks = client.get("/api/v1/tasks", headers=jieshan).get_json()["items"]
+    assert tasks and all(t["region_code"].startswith("350505101") for t in tasks)

@@ -15,11 +15,12 @@ from app.cases.identity import id_hash, id_number_is_valid, normalize_id_number,
 from app.cases.lifecycle import APPLICATION, OPEN_APPLICATION_STATUSES
 from app.cases.models import ASSISTANCE_TYPES, Application, Person
 from app.cases.notices import tell_applicant
+from app.cases.signals import insert_ignoring_duplicates
 from app.cases.tasks import VERIFY_APPLICATION, open_task
 from app.divisions import COUNTY
 from app.errors import Conflict, Invalid, NotFound, ValidationFailed
 from app.extensions import db
-from app.regions import validate_region_code
+from app.regions import town_of, validate_region_code
 from app.types import new_id, utcnow
 from app.uow import current, lock, use_case
 
@@ -28,19 +29,17 @@ log = logging.getLogger(__name__)
 
 def _person_for(id_number: str, name: str, region_code: str, now: datetime) -> Person:
     """The person with this ID number, made if new, and locked (one open application each)."""
-    from app.cases.signals import _insert  # the one ON CONFLICT DO NOTHING helper
-
     key = id_hash(id_number)
     person_id = new_id("per")
     linked = db.session.execute(select(Beneficiary.id).where(Beneficiary.id_hash == key)
                                 .limit(1)).scalar()
-    _insert(Person, [{"id": person_id, "id_hash": key, "region_code": region_code,
-                      "name_enc": seal(name, "persons", "name", person_id),
-                      "id_number_enc": seal(id_number, "persons", "id_number", person_id),
-                      "beneficiary_id": linked, "created_at": now, "updated_at": now}],
-            ["id_hash"])
+    insert_ignoring_duplicates(Person, [{
+        "id": person_id, "id_hash": key, "region_code": region_code,
+        "name_enc": seal(name, "persons", "name", person_id),
+        "id_number_enc": seal(id_number, "persons", "id_number", person_id),
+        "beneficiary_id": linked, "created_at": now, "updated_at": now}], ["id_hash"])
     return lock("person", select(Person).where(Person.id_hash == key)
-                .with_for_update()).scalar_one()
+                .with_for_update(key_share=True)).scalar_one()
 
 
 @use_case
@@ -126,7 +125,7 @@ def decide(moderator: User, application_id: str, decision: str,
     if action == "approve":
         application.assistance_type = assistance_type
         person = lock("person", select(Person).where(Person.id == application.person_id)
-                      .with_for_update()).scalar_one()
+                      .with_for_update(key_share=True)).scalar_one()
         person.assistance_type = assistance_type
         if person.beneficiary_id:
             ben = lock("beneficiary", select(Beneficiary).where(
@@ -139,9 +138,10 @@ def decide(moderator: User, application_id: str, decision: str,
 
 
 def view(application: Application) -> dict[str, Any]:
-    """What the applicant sees of their own application (no identity: they typed it)."""
+    """What the applicant sees of their own application: no identity (they typed it, and a
+    WeChat account may be shared), and the place cut to the town, as donors see places."""
     return {"id": application.id, "status": application.status,
-            "categories": application.categories, "region_code": application.region_code,
+            "categories": application.categories, "region_code": town_of(application.region_code),
             "for_self": application.for_self, "assistance_type": application.assistance_type,
             "reason": application.reason, "created_at": application.created_at,
             "decided_at": application.decided_at}

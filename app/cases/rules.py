@@ -118,11 +118,6 @@ def replace_rules(actor: User, document: Any) -> AlertRuleVersion:
     return row
 
 
-def history() -> list[AlertRuleVersion]:
-    return list(db.session.execute(select(AlertRuleVersion)
-                                   .order_by(AlertRuleVersion.version.desc())).scalars())
-
-
 def spend_window(rules: dict[str, dict[str, Any]], observed_at: datetime
                  ) -> tuple[datetime, datetime]:
     """The time range of earlier medical spend the medical-spend rules read for one signal."""
@@ -152,7 +147,9 @@ def evaluate(rules: dict[str, dict[str, Any]], kind: str, data: dict[str, Any],
         fired = []
         if recent >= rule["self_paid_fen_at_least"]:
             fired.append("medical_spend.threshold")
-        monthly_average = before / rule["spike_months"]
+        # The average of the months that had spend: a history still filling in (a person
+        # known for 7 months) must not read as a low average and make every bill a spike.
+        monthly_average = before / max(len(months), 1)
         if (len(months) >= rule["spike_min_months"]
                 and recent >= rule["spike_factor"] * monthly_average):
             fired.append("medical_spend.spike")

@@ -153,7 +153,8 @@ def validate_item(source: SignalSource, index: int, item: Any, now: datetime) ->
                   data=_check_data(item["kind"], data))
 
 
-def _insert(model, rows: list[dict[str, Any]], conflict: list[str], returning=None):
+def insert_ignoring_duplicates(model, rows: list[dict[str, Any]], conflict: list[str],
+                               returning=None):
     """INSERT ... ON CONFLICT DO NOTHING: a concurrent twin of this batch cannot make it fail."""
     dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
     statement = dialect.insert(model).values(rows).on_conflict_do_nothing(index_elements=conflict)
@@ -186,7 +187,7 @@ def _persons(valid: list[_Valid], now: datetime) -> dict[str, Person]:
                          "id_number_enc": seal(item.id_number, "persons", "id_number", person_id),
                          "beneficiary_id": linked.get(key), "created_at": now,
                          "updated_at": now})
-        _insert(Person, rows, ["id_hash"])
+        insert_ignoring_duplicates(Person, rows, ["id_hash"])
         known.update({p.id_hash: p for p in db.session.execute(
             select(Person).where(Person.id_hash.in_(missing))).scalars()})
     for key, item in newest.items():  # where the person lives now: the latest signal says
@@ -197,9 +198,11 @@ def _persons(valid: list[_Valid], now: datetime) -> dict[str, Person]:
 
 
 def ingest_signals(source: SignalSource, items: list[dict], *,
-                   now: datetime | None = None) -> list[dict]:
+                   now: datetime | None = None, dry_run: bool = False) -> list[dict]:
     """Store a batch of signals and act on them; one answer per item, in order (see the module
-    docstring). `now` is for tests and the demo seed: when the batch is taken to arrive."""
+    docstring). `now` is for tests and the demo seed: when the batch is taken to arrive.
+    `dry_run` answers exactly as a real run would (alert ids included) and then rolls it all
+    back (`signals import --dry-run`)."""
     if source.department not in DEPARTMENTS:
         raise ValueError(f"unknown department {source.department!r}")
     now = now or utcnow()
@@ -223,7 +226,7 @@ def ingest_signals(source: SignalSource, items: list[dict], *,
         seen.add(checked.external_id)
         valid.append(checked)
 
-    with unit_of_work():
+    with unit_of_work(read_only=dry_run):
         if valid:
             _store_and_evaluate(source, valid, answers, now)
     return answers
@@ -233,7 +236,7 @@ def _store_and_evaluate(source: SignalSource, valid: list[_Valid], answers: list
                         now: datetime) -> None:
     persons = _persons(valid, now)
     person_of = {item.index: persons[id_hash(item.id_number)] for item in valid}
-    inserted = _insert(Signal, [
+    inserted = insert_ignoring_duplicates(Signal, [
         {"client_id": source.client_id, "external_id": item.external_id,
          "department": source.department, "kind": item.kind,
          "person_id": person_of[item.index].id, "region_code": item.region_code,
@@ -252,20 +255,23 @@ def _store_and_evaluate(source: SignalSource, valid: list[_Valid], answers: list
         return
 
     version, rules = alert_rules.current_rules()
+    grouped = _by_person(accepted, person_of)
+    spend = _spend_of(grouped, rules)
     fired: dict[str, list[str]] = defaultdict(list)   # person id -> rules fired
-    for person_id, items in _by_person(accepted, person_of).items():
-        spend = _spend_of(person_id, items, rules)
+    for person_id, items in grouped.items():
         for item in items:
             fired[person_id] += alert_rules.evaluate(rules, item.kind, item.data,
-                                                     item.observed_at, spend)
+                                                     item.observed_at, spend.get(person_id, ()))
 
     # Every accepted signal of a person with an open alert joins it; a person a rule fired for
     # gets one if they have none. Persons are locked in id order: two batches naming the same
-    # person take turns, so neither makes a second open alert.
+    # person take turns, so neither makes a second open alert. FOR NO KEY UPDATE (key_share):
+    # the signals just inserted hold FOR KEY SHARE on their persons (the foreign key), which a
+    # plain FOR UPDATE would wait for, deadlocking two batches that name one person.
     person_ids = sorted({person_of[item.index].id for item in accepted})
     if fired:
         lock("person", select(Person.id).where(Person.id.in_(sorted(fired)))
-             .order_by(Person.id).with_for_update())
+             .order_by(Person.id).with_for_update(key_share=True))
     alerts = {a.person_id: a for a in db.session.execute(
         select(Alert).where(Alert.person_id.in_(person_ids),
                             Alert.status == AlertStatus.OPEN.value)).scalars()}
@@ -305,17 +311,25 @@ def _by_person(accepted: list[_Valid], person_of: dict[int, Person]) -> dict[str
     return grouped
 
 
-def _spend_of(person_id: str, items: list[_Valid], rules) -> list[alert_rules.Spend]:
-    """The person's medical spend over the window the new medical-spend signals need (stored
-    ones and this batch's, which are flushed): one indexed range read per person."""
-    spends = [item for item in items if item.kind == "medical_spend"]
-    if not spends or not rules["medical_spend"]["alerts"]:
-        return []
-    start = min(alert_rules.spend_window(rules, item.observed_at)[0] for item in spends)
-    end = max(item.observed_at for item in spends)
-    rows = db.session.execute(
-        select(Signal.observed_at, Signal.data).where(
-            Signal.person_id == person_id, Signal.kind == "medical_spend",
-            Signal.observed_at >= start, Signal.observed_at <= end)).all()
-    return [alert_rules.Spend(observed_at, int(data.get("self_paid_fen", 0)))
-            for observed_at, data in rows]
+def _spend_of(grouped: dict[str, list[_Valid]], rules
+              ) -> dict[str, list[alert_rules.Spend]]:
+    """The medical spend (stored, and this batch's, which is flushed) of the persons with new
+    medical-spend signals, over the window their rules read: one query, an index range per
+    person (person_id, kind, observed_at), so its cost follows the batch, not the table."""
+    if not rules["medical_spend"]["alerts"]:
+        return {}
+    windows = {person_id: [alert_rules.spend_window(rules, item.observed_at)
+                           for item in items if item.kind == "medical_spend"]
+               for person_id, items in grouped.items()}
+    windows = {person_id: w for person_id, w in windows.items() if w}
+    if not windows:
+        return {}
+    start = min(begin for w in windows.values() for begin, _ in w)
+    end = max(finish for w in windows.values() for _, finish in w)
+    spend: dict[str, list[alert_rules.Spend]] = defaultdict(list)
+    for person_id, observed_at, data in db.session.execute(
+            select(Signal.person_id, Signal.observed_at, Signal.data).where(
+                Signal.person_id.in_(sorted(windows)), Signal.kind == "medical_spend",
+                Signal.observed_at >= start, Signal.observed_at <= end)):
+        spend[person_id].append(alert_rules.Spend(observed_at, int(data.get("self_paid_fen", 0))))
+    return spend

@@ -3,7 +3,7 @@ scope, completing them with an outcome, and escalating the overdue ones once."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -16,7 +16,7 @@ from app.cases.lifecycle import ALERT, APPLICATION, TASK, TaskStatus
 from app.cases.notices import tell_applicant
 from app.cases.models import ASSISTANCE_TYPES, Alert, Application, Person, Signal, Task
 from app.divisions import full_name
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from app.extensions import db
 from app.notifications.service import notify_staff
 from app.pagination import Page, keyset_page
@@ -25,7 +25,7 @@ from app.uow import lock, use_case
 from app.wishes.models import Wish
 from app.settings import resources, settings
 from app.types import utcnow
-from app.workdays import WorkingCalendar, load_extra_years
+from app.workdays import CalendarYearUnknown, WorkingCalendar, load_extra_years
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,16 @@ def working_calendar() -> WorkingCalendar:
 
 
 def due_after(moment: datetime) -> datetime:
-    """The end of the next working day after `moment`'s local day (UTC)."""
-    return working_calendar().end_of_working_days_after(moment, 1)
+    """The end of the next working day after `moment`'s local day (UTC). A year the calendar
+    does not know is refused (503 `working_calendar_unknown`, nothing stored: the partner
+    retries), never guessed from weekends: the operator adds it to WORKING_CALENDAR_FILE."""
+    try:
+        return working_calendar().end_of_working_days_after(moment, 1)
+    except CalendarYearUnknown as exc:
+        log.error("%s", exc)
+        raise Unavailable("working_calendar_unknown",
+                          f"工作日历缺少 {exc.year} 年的节假日安排，暂时无法计算走访期限，"
+                          "请联系运维人员配置 WORKING_CALENDAR_FILE", retry_after=3600) from None
 
 
 def open_task(kind: str, region_code: str, person_id: str, *, now: datetime,
@@ -62,18 +70,6 @@ def open_task(kind: str, region_code: str, person_id: str, *, now: datetime,
 
 def is_overdue(task: Task, now: datetime | None = None) -> bool:
     return task.status == TaskStatus.OPEN and task.due_at < (now or utcnow())
-
-
-def escalation_grace() -> timedelta:
-    return timedelta(seconds=int(settings().get("TASK_ESCALATION_GRACE_SECONDS", 3600)))
-
-
-def task_for(actor: User, task_id: str) -> Task:
-    """The task if the actor's scope covers its region; 404 otherwise, as if it did not exist."""
-    task = db.session.get(Task, task_id)
-    if task is None or not in_scope(actor, task.region_code):
-        raise NotFound("未找到该任务")
-    return task
 
 
 def overdue_unescalated(now: datetime, limit: int = 500) -> list[Task]:
@@ -173,7 +169,7 @@ def complete_task(actor: User, task_id: str, outcome: str, note: str | None,
         APPLICATION.move(application, "verify", actor.id, outcome, at=now)
         tell_applicant(application)
     person = lock("person", select(Person).where(Person.id == task.person_id)
-                  .with_for_update()).scalar_one()
+                  .with_for_update(key_share=True)).scalar_one()
     if outcome == "enrolled":
         person.assistance_type = assistance_type
         if person.beneficiary_id:

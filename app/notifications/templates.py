@@ -136,7 +136,7 @@ TEMPLATES: dict[str, Template] = {
                    "thing4": thing("感谢爱心捐款，善款去向可在公开账本查询")}),
     "application_status": Template(
         "WECHAT_TEMPLATE_APPLICATION_STATUS",
-        lambda p: f"pages/applications/detail?id={p['application_id']}",
+        lambda p: f"pages/applications/detail?id={p.get('application_id', '')}",
         lambda p: {"thing1": thing("救助申请"), "phrase2": phrase(_APPLICATION_PHRASES.get(
                        p.get("status"), "办理中")),
                    "thing3": thing(p.get("hint") or "可在小程序中查看办理进度")}),

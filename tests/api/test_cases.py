@@ -3,8 +3,6 @@ seen only in scope, completed once and counted; applications walk to a decision;
 overdue tasks escalate once."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 from tests.cases.helpers import (
     SUBJECT_NAME, application_payload, ingest, item, local, spike_task, subject_id,
 )
@@ -219,3 +217,38 @@ def test_a_task_not_yet_due_is_not_escalated(app, actors):
     with app.app_context():
         assert escalate_overdue(now=local("2026-11-11 12:00")) == 0
         assert escalate_overdue(now=local("2026-11-12 00:30")) == 1
+
+
+def test_tasks_come_soonest_due_first_a_page_at_a_time(app, client, actors):
+    caseworker = actors.caseworker([TOWN])
+    for day in ("2026-11-12 10:00", "2026-11-10 10:00", "2026-11-11 10:00"):
+        at = local(day)
+        ingest(app, [item(at=at, id_no=subject_id(), self_paid_fen=2_500_000)], now=at)
+    first = client.get("/api/v1/tasks?limit=2", headers=caseworker.headers).get_json()
+    second = client.get(f"/api/v1/tasks?limit=2&cursor={first['next_cursor']}",
+                        headers=caseworker.headers).get_json()
+    dues = [t["due_at"] for t in first["items"] + second["items"]]
+    assert dues == ["2026-11-11T15:59:59Z", "2026-11-12T15:59:59Z", "2026-11-13T15:59:59Z"]
+    assert second["next_cursor"] is None
+
+
+def test_a_caseworkers_figures_cover_their_own_region_only(app, client, actors):
+    at = local("2026-11-10 10:00")
+    ingest(app, [item(at=at, id_no=subject_id(), self_paid_fen=2_500_000),
+                 item(at=at, id_no=subject_id(), region=OTHER_VILLAGE, self_paid_fen=2_500_000)],
+           now=at)
+    mine = client.get("/api/v1/cases/stats", headers=actors.caseworker([TOWN]).headers)
+    theirs = client.get("/api/v1/cases/stats", query_string={"region": OTHER_TOWN},
+                        headers=actors.caseworker([TOWN]).headers)
+    everyone = client.get("/api/v1/cases/stats", headers=actors.moderator().headers)
+    assert (mine.get_json()["signals"], mine.get_json()["tasks_open"]) == (1, 1)
+    assert theirs.get_json()["signals"] == 0
+    assert everyone.get_json()["signals"] == 2
+
+
+def test_the_escalation_job_is_declared_periodic_on_the_maintenance_queue(app):
+    from workers import PERIODIC
+
+    job = next(p for p in PERIODIC if p.func_path == "workers.jobs.escalate_overdue_tasks")
+    assert job.queue == "maintenance" and job.every == "CASES_ESCALATION_SECONDS"
+    assert app.config["CASES_ESCALATION_SECONDS"] == 600

@@ -174,7 +174,29 @@ BODY_ROUTES: dict[tuple[str, str], Route] = {
     ("POST", f"{API}/ledger/reversals"): ("mod", lambda w: {},
                                           lambda w: {"index": 0, "reason": "金额录入有误"},
                                           None, "index"),
+    ("POST", f"{API}/applications"): ("donor", lambda w: {}, lambda w: _application(),
+                                      "consents", None),
+    ("POST", f"{API}/applications/<application_id>/decision"): (
+        "mod", lambda w: {"application_id": "apl_does_not_exist"},
+        lambda w: {"decision": "refused", "reason": "家庭收入超过标准"}, None, None),
+    ("POST", f"{API}/tasks/<task_id>/complete"): (
+        "cw", lambda w: {"task_id": "tsk_does_not_exist"},
+        lambda w: {"outcome": "not_found", "note": "多次上门无人"}, None, None),
+    ("PUT", f"{API}/alert-rules"): ("admin", lambda w: {}, lambda w: {"rules": _rules()},
+                                    None, None),
 }
+
+
+def _application() -> dict:
+    from tests.cases.helpers import application_payload
+
+    return application_payload()
+
+
+def _rules() -> dict:
+    from app.cases.rules import DEFAULT_RULES
+
+    return DEFAULT_RULES
 # Routes that take no JSON body (the payment notification is a signed body checked as bytes
 # before it is parsed: see test_unsigned_hostile_notification_is_refused_before_parsing).
 NOT_JSON = {("POST", f"{API}/claims/<claim_id>/proofs"),  # multipart: tests/api/test_proofs.py
@@ -346,7 +368,8 @@ BAD_PAGES = {"limit=101": "limit", "limit=0": "limit", "limit=-1": "limit",
 PAGE_CALLERS = {f"{API}/wishes": "public", f"{API}/me/claims": "donor",
                 f"{API}/me/donations": "donor", f"{API}/staff/wishes": "cw",
                 f"{API}/beneficiaries": "cw", f"{API}/moderation/wishes": "mod",
-                f"{API}/me/notifications": "cw", f"{API}/disbursements": "mod"}
+                f"{API}/me/notifications": "cw", f"{API}/disbursements": "mod",
+                f"{API}/tasks": "cw"}
 
 
 def _page_routes(app) -> set[str]:

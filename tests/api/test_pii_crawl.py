@@ -62,6 +62,9 @@ STAFF_ONLY = {
     ("POST", f"{API}/disbursements/<disbursement_id>/approve"),
     ("POST", f"{API}/disbursements/<disbursement_id>/reject"),
     ("POST", f"{API}/ledger/reversals"),
+    ("GET", f"{API}/tasks"), ("POST", f"{API}/tasks/<task_id>/complete"),
+    ("GET", f"{API}/alert-rules"), ("PUT", f"{API}/alert-rules"),
+    ("GET", f"{API}/cases/stats"), ("POST", f"{API}/applications/<application_id>/decision"),
 }
 # Not ours, public by nature: the OpenAPI document and its UI page.
 DOCUMENTS = {"api-docs.openapi_json", "api-docs.openapi_swagger_ui"}
@@ -274,6 +277,21 @@ class CrawlWorld:
             assert process_proof(res.get_json()["id"]) == "ready"
         return res.get_json()["id"]
 
+    def seed_cases(self) -> None:
+        """Finding people: partner signals naming the beneficiary (a visit task staff see,
+        masked), and the owner's application for them, with the same identity."""
+        from tests.cases.helpers import application_payload, ingest, item, local
+
+        now = local("2026-11-10 10:00")
+        ingest(self.app, [item(at=now, id_no=SECRET_ID_NUMBER, name=SECRET_NAME, region=VILLAGE,
+                               self_paid_fen=2_500_000),
+                          item("grid_report", at=now, id_no=SECRET_ID_NUMBER, name=SECRET_NAME,
+                               region=VILLAGE, note="独居")], now=now)
+        body = application_payload(SECRET_ID_NUMBER, name=SECRET_NAME)
+        body["applicant"]["phone"] = SECRET_PHONE
+        res = self.client.post(f"{API}/applications", json=body, headers=self.owner.headers)
+        assert res.status_code == 201, res.get_json()
+
     def seed_wishes(self) -> None:
         ben, cw, mod = self.ben["id"], self.cw, self.mod
         w = self.wish_ids
@@ -401,6 +419,7 @@ def world(app, client, actors, fake_wechatpay):
     w.seed_claims(laden_photos())
     w.seed_texts()
     w.seed_money()
+    w.seed_cases()
     w.collect()
     return w
 

@@ -143,3 +143,73 @@ def test_a_signal_meets_the_beneficiary_with_the_same_id_number(app, actors):
            now=NOW)
     with app.app_context():
         assert db.session.query(Person).one().beneficiary_id == ben["id"]
+
+
+def test_a_dry_run_answers_like_the_real_run_and_stores_nothing(app):
+    from app.cases.models import Alert, Person, Signal, Task
+    from app.cases.signals import ingest_signals
+
+    batch = [item(at=NOW - timedelta(days=1), self_paid_fen=2_500_000),
+             item("volcano", at=NOW)]
+    with app.app_context():
+        dry = ingest_signals(source(), batch, now=NOW, dry_run=True)
+    assert [(a["result"], a.get("code")) for a in dry] == [("accepted", None),
+                                                           ("rejected", "unknown_kind")]
+    assert dry[0]["alert_id"].startswith("alr_")
+    assert [_count(app, m) for m in (Signal, Person, Alert, Task)] == [0, 0, 0, 0]
+    real = ingest(app, batch, now=NOW)
+    assert [a["result"] for a in real] == ["accepted", "rejected"]
+
+
+def test_concurrent_batches_naming_one_new_person_make_one_person_one_alert_one_task(
+        needs_postgres, app):
+    from app.cases.models import Alert, Person, Signal, Task
+    from tests.concurrency import run_together
+
+    person = subject_id(77)
+    batches = [[item(at=NOW - timedelta(hours=n + 1), id_no=person, self_paid_fen=2_500_000)
+                for n in range(k * 5, k * 5 + 5)] for k in range(4)]
+    replay = batches[0]
+
+    def ingest_batch(batch):
+        return lambda: ingest(app, batch, now=NOW)
+
+    answers = run_together([ingest_batch(b) for b in batches] + [ingest_batch(replay)])
+    alert_ids = {a["alert_id"] for batch in answers for a in batch if a["result"] == "accepted"}
+    results = sorted(a["result"] for batch in answers for a in batch)
+    assert len(alert_ids) == 1
+    assert results == ["accepted"] * 20 + ["duplicate"] * 5
+    assert [_count(app, m) for m in (Person, Signal, Alert, Task)] == [1, 20, 1, 1]
+
+
+def test_a_year_the_package_does_not_know_comes_from_the_operators_calendar_file(app, tmp_path):
+    import json
+
+    import pytest
+
+    from app.cases.models import Signal, Task
+    from app.errors import Unavailable
+    from app.extensions import db
+
+    new_year_eve = local("2026-12-31 10:00")
+    batch = [item(at=new_year_eve - timedelta(hours=1), self_paid_fen=2_500_000)]
+    cache = app.extensions
+    try:
+        cache.pop("cases.working_calendar", None)
+        with pytest.raises(Unavailable) as refused:  # the package stops at 2026: no guess
+            ingest(app, batch, now=new_year_eve)
+        assert refused.value.code == "working_calendar_unknown"
+        assert _count(app, Signal) == 0
+
+        notice = tmp_path / "calendar.json"  # a made-up notice: 1-3 January off
+        notice.write_text(json.dumps({"2027": {"holidays": ["2027-01-01", "2027-01-02",
+                                                            "2027-01-03"], "workdays": []}}))
+        app.config["WORKING_CALENDAR_FILE"] = str(notice)
+        cache.pop("cases.working_calendar", None)
+        ingest(app, batch, now=new_year_eve)
+        with app.app_context():
+            due = db.session.query(Task).one().due_at
+        assert due.astimezone(local("2027-01-04 00:00").tzinfo).date().isoformat() == "2027-01-04"
+    finally:
+        app.config["WORKING_CALENDAR_FILE"] = None
+        cache.pop("cases.working_calendar", None)

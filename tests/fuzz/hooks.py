@@ -82,6 +82,9 @@ def map_case(context, case):
                 case.body[field] = ids[zlib.crc32(case.body[field].encode()) % len(ids)]
         if method == "POST" and path.endswith("/beneficiaries"):
             _valid_beneficiary(case.body)
+        elif method == "POST" and path.endswith("/applications") and isinstance(
+                case.body.get("applicant"), dict):
+            _valid_id_number(case.body["applicant"])
         elif method == "POST" and path.endswith("/proofs") and "photo" in case.body:
             # A photo is a JPEG, PNG or WebP by its bytes (the contract; anything else is 415 or
             # 422 `invalid_image`); "format: binary" lets the generator send a zip as "valid".
@@ -122,14 +125,19 @@ def _positive_query(case, path: str) -> None:
         _set(query, "first", 1 + (_int(query["first"]) - 1) % second)
 
 
-def _valid_beneficiary(body: dict) -> None:
-    """What the schema cannot say about a new beneficiary: the ID number's check character, a
-    `sensitive_data` consent, and a guardian's consent (given by the guardian) under 14."""
+def _valid_id_number(body: dict) -> None:
+    """The ID number's check character (GB 11643), which a schema cannot say."""
     number = body.get("id_number")
     if isinstance(number, str) and len(number) == 18 and number[:17].isascii() \
             and number[:17].isdigit():
         total = sum(int(d) * w for d, w in zip(number[:17], ID_WEIGHTS))
         body["id_number"] = number[:17] + "10X98765432"[total % 11]
+
+
+def _valid_beneficiary(body: dict) -> None:
+    """What the schema cannot say about a new beneficiary: the ID number's check character, a
+    `sensitive_data` consent, and a guardian's consent (given by the guardian) under 14."""
+    _valid_id_number(body)
     consents = body.get("consents")
     if not isinstance(consents, list) or not all(isinstance(c, dict) for c in consents):
         return

@@ -4,7 +4,8 @@ from __future__ import annotations
 from app.notifications.templates import TEMPLATES, phrase, thing, time_field
 
 PAYLOAD = {"claim_id": "clm_x", "wish_id": "wsh_y", "wish_title": "一台轮椅",
-           "due_at": "2026-01-01T16:30:00Z", "seconds_left": 7200, "reason": "照片看不清"}
+           "due_at": "2026-01-01T16:30:00Z", "seconds_left": 7200, "reason": "照片看不清",
+           "application_id": "apl_z", "status": "reviewing", "hint": "核实已完成，正在审核"}
 
 
 def test_thing_is_cut_to_twenty_characters_with_an_ellipsis():
@@ -33,7 +34,8 @@ def test_time_is_shown_in_china_time():
 
 
 def test_every_topic_builds_fields_within_limits_from_a_long_payload():
-    long = dict(PAYLOAD, wish_title="很长的心愿标题" * 8, reason="异议原因写得非常详细" * 10)
+    long = dict(PAYLOAD, wish_title="很长的心愿标题" * 8, reason="异议原因写得非常详细" * 10,
+                hint="申请已受理，工作人员将尽快上门核实家庭情况" * 3)
     for topic, template in TEMPLATES.items():
         data = template.build(long)
         assert data, topic
