@@ -9,8 +9,10 @@ Redis and is read once per request, before the database is:
   `listen()`, so no write path can forget it).
 
 A change bumps its number twice: once before the commit and once after it, so a body rendered from
-the old state in between is stored under a number that is already gone. If Redis is unreachable the
-cache is bypassed, not trusted.
+the old state in between is stored under a number that is already gone. A transaction bumps each
+number at most once before its commit (a second flush touching the same wish needs no second bump:
+the bump after the commit covers every read in between) and once after it, each in one Redis round
+trip. If Redis is unreachable the cache is bypassed, not trusted.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from typing import Callable, Iterable
 
 import redis
 from sqlalchemy import event, inspect, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from app.redis_conn import get_redis
 from app.settings import has_environment
@@ -95,12 +97,41 @@ def _read(client: redis.Redis, key: str, ttl: int | None = None) -> int:
 
 
 def _bump_generation(client: redis.Redis) -> None:
-    client.set(GENERATION_KEY, _epoch(), nx=True)
-    client.incr(GENERATION_KEY)
+    pipe = client.pipeline(transaction=False)
+    pipe.set(GENERATION_KEY, _epoch(), nx=True)
+    pipe.incr(GENERATION_KEY)
+    pipe.execute()
+
+
+_BUMPED = "feed_cache_bumped"
+
+
+class _Bumped:
+    """What one transaction has bumped before its commit so far."""
+
+    def __init__(self, transaction) -> None:
+        self.transaction = transaction
+        self.generation = False
+        self.cards: set[str] = set()
+
+
+def _bumped_in_transaction(session: Session) -> _Bumped:
+    """A fresh record for each transaction (the root transaction object tells them apart)."""
+    if isinstance(session, scoped_session):
+        session = session()
+    transaction = session.get_transaction()
+    held = session.info.get(_BUMPED)
+    if held is None or held.transaction is not transaction:
+        held = session.info[_BUMPED] = _Bumped(transaction)
+    return held
 
 
 def invalidate(session: Session) -> None:
     """Feed pages: call inside the transaction that moves a wish into or out of `open`."""
+    bumped = _bumped_in_transaction(session)
+    if bumped.generation:
+        return  # bumped before the commit already; the after-commit bump is registered
+    bumped.generation = True
     _safely(_bump_generation, "feed generation")
     on_commit(session, lambda: _safely(_bump_generation, "feed generation"))
 
@@ -198,6 +229,12 @@ def _cards_changed(session: Session, _flush_context, _instances) -> None:
         return
     if not has_environment():  # no app, no Redis, no process serving cards from this session
         return
-    bump = _bump_cards(sorted(ids))
-    _safely(bump, "card versions")
-    on_commit(session, lambda: _safely(bump, "card versions"))
+    bumped = _bumped_in_transaction(session)
+    new = ids - bumped.cards
+    if not new:
+        return
+    if not bumped.cards:  # the transaction's first card bump
+        cards = bumped.cards  # one after-commit bump for all of them, read at commit time
+        on_commit(session, lambda: _safely(_bump_cards(sorted(cards)), "card versions"))
+    bumped.cards |= new
+    _safely(_bump_cards(sorted(new)), "card versions")
