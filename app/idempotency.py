@@ -119,7 +119,7 @@ def begin(user_id: str, key: str, fp: str, lease: timedelta = DEFAULT_LEASE) -> 
     owner = secrets.token_hex(OWNER_LENGTH // 2)
     now = utcnow()
     try:
-        with unit_of_work():
+        with unit_of_work(keep_loaded=True):  # the request's user stays loaded for its work
             record = IdempotencyRecord(user_id=user_id, key=key, fingerprint=fp,
                                        state="in_flight", created_at=now,
                                        expires_at=now + IDEMPOTENCY_TTL, owner=owner,
@@ -197,14 +197,14 @@ def attach(hold: Hold | None, resource_type: str, resource_id: str) -> None:
     hold.resource_id = resource_id
 
 
-@use_case
 def finish(hold: Hold, status: int, headers: dict[str, str], body: bytes) -> None:
     """Store the answer and let the record go. A request that lost its record stores nothing:
     the record's new owner answers for it."""
-    db.session.execute(
-        update(IdempotencyRecord).where(*_held(hold))
-        .values(state="done", response_status=status, response_headers=headers,
-                response_body=body, owner=None, lease_until=None))
+    with unit_of_work(keep_loaded=True):  # the request is answered: nothing is read after this
+        db.session.execute(
+            update(IdempotencyRecord).where(*_held(hold))
+            .values(state="done", response_status=status, response_headers=headers,
+                    response_body=body, owner=None, lease_until=None))
 
 
 def abandon(hold: Hold) -> None:

@@ -67,7 +67,9 @@ def claim_wish(donor: User, wish_id: str, *, anonymous: bool = True) -> Claim:
     """One donor claims one open wish. Of any number of simultaneous claims, one succeeds.
     `anonymous=False`: the ledger entry of its fulfilment shows the donor masked (陈*)."""
     try:
-        with unit_of_work() as uow:
+        # keep_loaded: the claim and its wish are answered as this transaction wrote them
+        # (every column is set in Python), without reading them back after the commit.
+        with unit_of_work(keep_loaded=True) as uow:
             claim = _claim(uow, donor, wish_id, anonymous)
     except IntegrityError:  # the partial unique index: another claim got there first
         raise Conflict("wish_already_claimed", "这个心愿刚刚已被其他爱心人士认领") from None
