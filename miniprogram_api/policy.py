@@ -12,6 +12,7 @@ from typing import Callable
 
 from flask import Flask, g, request
 from flask_smorest import Blueprint
+from sqlalchemy.orm import lazyload
 
 from app.auth.models import ROLES, User
 from app.auth.tokens import _invalid, decode_access_token
@@ -70,7 +71,8 @@ def _user_from_header() -> User | None:
     if scheme.lower() != "bearer" or not token.strip():
         raise _invalid()
     claims = decode_access_token(token.strip())
-    user = db.session.get(User, claims["sub"])
+    # The staff regions only when a scope check reads them: a donor's request never does.
+    user = db.session.get(User, claims["sub"], options=[lazyload(User.regions)])
     if (user is None or not user.active or user.token_version != claims["tv"]
             or user.role != claims["role"]):
         raise _invalid()
