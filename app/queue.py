@@ -91,6 +91,11 @@ def ring(queue_name: str, func_path: str, args: tuple = (), kwargs: dict | None 
     validate_job_id(key)
     queue = get_queue(queue_name, connection)
     job_key = queue.job_class.key_for(key)
+    # The common case under load, a bell already waiting, in one round trip: a job seen waiting
+    # after this ring's commit runs after it, whatever happens to it next.
+    status = queue.connection.hget(job_key, "status")
+    if status is not None and status.decode() in _WAITING:
+        return False
     with queue.connection.pipeline() as pipe:
         while True:
             try:
