@@ -12,10 +12,12 @@ import math
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import defaultload
 from sqlalchemy.exc import IntegrityError
 
 from app.auth.models import MODERATOR, User
 from app.auth.scope import in_scope
+from app.beneficiaries.models import Beneficiary
 from app.beneficiaries.service import identity_of
 from app.claims import notices
 from app.claims.lifecycle import move
@@ -82,7 +84,9 @@ def _claim(uow, donor: User, wish_id: str, anonymous: bool) -> Claim:
     now = utcnow()
     # Serialize a donor's own claims (the active-claim limit) and then the wish itself.
     uow.lock("user", select(User.id).where(User.id == donor.id).with_for_update())
+    # Not the beneficiary's consents (a selectin load the claim never reads).
     wish = uow.lock("wish", select(Wish).where(Wish.id == wish_id).with_for_update(of=Wish)
+                    .options(defaultload(Wish.beneficiary).lazyload(Beneficiary.consents))
                     ).scalar_one_or_none()
     if wish is None or not wish.is_public:
         raise NotFound("未找到该心愿")
