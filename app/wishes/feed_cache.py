@@ -203,8 +203,13 @@ def card(wish_id: str, render: Callable[[], bytes], ttl: float) -> bytes:
     if raw is not None:
         _cards.put(int(raw), wish_id, body, "", ttl)
     else:
+        # The wish's first version, set by this read: if the SET wins, no writer bumped between
+        # the GET and now (its bump would have made the key), and any later bump moves the
+        # version past it, so the body just read is cached under it (the next read is a hit).
+        epoch = _epoch()
         try:
-            client.set(key, _epoch(), nx=True, ex=CARD_VERSION_SECONDS)
+            if client.set(key, epoch, nx=True, ex=CARD_VERSION_SECONDS):
+                _cards.put(epoch, wish_id, body, "", ttl)
         except redis.RedisError:
             pass  # its next reads stay uncached, which is safe
     return body
