@@ -179,6 +179,8 @@ def _empty(application) -> None:
                 else:
                     os.unlink(entry.path)
     feed_cache.clear()
+    from app.ledger import log as ledger_log
+    ledger_log.node_cache.clear()  # nodes of the ledger this test's TRUNCATE emptied
 
 
 _SEQUENCES: dict[str, list[str]] = {}  # table -> its sequences, read once per database
