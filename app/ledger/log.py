@@ -55,6 +55,9 @@ class _NodeCache:
         self.max_entries = max_entries
         self._items: "OrderedDict[tuple[int, int], bytes]" = OrderedDict()
         self._lock = threading.Lock()
+        # The largest size a proof's transaction saw committed: the log only grows, so a proof
+        # up to it needs no size query.
+        self.known_size = 0
 
     def get_many(self, wanted: set) -> dict[tuple[int, int], bytes]:
         with self._lock:
@@ -69,6 +72,7 @@ class _NodeCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self.known_size = 0
 
 
 # ~150 bytes a node: under 10 MB. The upper levels, shared by every proof, stay; a proof of a
@@ -159,8 +163,18 @@ def _invalid(detail: str) -> DomainError:
     return ValidationFailed(detail=detail)
 
 
-def inclusion(index: int, tree_size: int) -> list[bytes]:
+def _size_for_proof(tree_size: int) -> int:
+    """size(), or the size already known to be committed if that covers `tree_size`."""
+    if tree_size <= node_cache.known_size:
+        return node_cache.known_size
     current = size()
+    if not _appended_in_this_transaction():
+        node_cache.known_size = max(node_cache.known_size, current)
+    return current
+
+
+def inclusion(index: int, tree_size: int) -> list[bytes]:
+    current = _size_for_proof(tree_size)
     if tree_size > current:
         raise _invalid(f"tree_size 超出账本当前大小（{current}）")
     if not 0 <= index < tree_size:
@@ -170,7 +184,7 @@ def inclusion(index: int, tree_size: int) -> list[bytes]:
 
 
 def consistency(first: int, second: int) -> list[bytes]:
-    current = size()
+    current = _size_for_proof(second)
     if second > current:
         raise _invalid(f"second 超出账本当前大小（{current}）")
     if first <= 0:
