@@ -3,8 +3,9 @@
 SQLAlchemy's `pool_pre_ping` sends a round trip on *every* checkout, and a request checks out a
 connection once per transaction (an idempotent write has three): a busy server paid a ping for
 connections it had used milliseconds before. Here a connection is pinged only when it comes out
-of the pool after `DB_PING_IDLE_SECONDS` or more of rest, when a database restart or an idle
-timeout (firewall, PgBouncer) may have cut it unseen. A connection killed while the server is
+of the pool after `DB_PING_IDLE_SECONDS` (1 s) or more of rest, when a database restart or an
+idle timeout (firewall, PgBouncer) may have cut it unseen: a busy server reuses its connections
+within milliseconds and pings none, a quiet one pings as pool_pre_ping did. A connection killed while the server is
 busy fails on its next statement instead; SQLAlchemy then recognises the disconnect, invalidates
 every connection of the pool opened before it (they are reconnected on their next checkout), and
 the request answers 503 `database_unavailable` (app/errors.py), like any outage.
