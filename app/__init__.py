@@ -78,6 +78,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     _close_sessions_after_outages(app, db)
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        from app.dbpool import ping_idle_connections
+        with app.app_context():
+            ping_idle_connections(db.engine, app.config["DB_PING_IDLE_SECONDS"])
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..",
                                                      "migrations"))
     redis_url = app.config["REDIS_URL"]

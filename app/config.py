@@ -147,6 +147,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     # it every third of this, however slow it is (e.g. placing a WeChat Pay order); a retry may
     # take the key over only once the lease lapsed, i.e. the process holding it died.
     "IDEMPOTENCY_LEASE_SECONDS": (_int, 30),
+    # A pooled database connection that rested this long is pinged before use (app/dbpool.py);
+    # one used more recently is not (a round trip saved per transaction on a busy server).
+    "DB_PING_IDLE_SECONDS": (_int, 1),
     "CLAIM_SLA_SECONDS": (_int, 172800),
     "SLA_CHECK_SECONDS": (_int, 60),
     # The auditor's allowance for work in flight (a claim just past due before the next sweep, a
@@ -230,7 +233,8 @@ def finalize(config: dict[str, Any], instance_path: str) -> dict[str, Any]:
         config["MEDIA_ROOT"] = str(Path(instance_path) / "media")
     config["SQLALCHEMY_DATABASE_URI"] = database_uri(config["DATABASE_URL"])
     config["SQLALCHEMY_ECHO"] = config["SQL_ECHO"]
-    engine_options = {"pool_pre_ping": True}
+    # No pool_pre_ping: app/dbpool.py pings only connections that rested (DB_PING_IDLE_SECONDS, 1 s).
+    engine_options: dict[str, Any] = {}
     if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         engine_options = {"connect_args": {"timeout": 30}}
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)

@@ -24,7 +24,7 @@ from rq.job import JobStatus, validate_job_id
 from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.utils import utcparse
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from app.redis_conn import get_redis
 from app.uow import on_commit
@@ -91,6 +91,11 @@ def ring(queue_name: str, func_path: str, args: tuple = (), kwargs: dict | None 
     validate_job_id(key)
     queue = get_queue(queue_name, connection)
     job_key = queue.job_class.key_for(key)
+    # The common case under load, a bell already waiting, in one round trip: a job seen waiting
+    # after this ring's commit runs after it, whatever happens to it next.
+    status = queue.connection.hget(job_key, "status")
+    if status is not None and status.decode() in _WAITING:
+        return False
     with queue.connection.pipeline() as pipe:
         while True:
             try:
@@ -177,14 +182,46 @@ def schedule_after_commit(session: Session, at: datetime, queue_name: str, func_
                           *args: Any, job_id: str | None = None, **kwargs: Any) -> None:
     """Schedule `func_path(*args, **kwargs)` for `at` once `session` commits; nothing on rollback.
     A deadline's truth stays in the database: this is only its doorbell. With `job_id`, the same
-    id scheduled again (in this transaction or any later one) is one job."""
+    id scheduled again (in this transaction or any later one) is one job. Every job a
+    transaction schedules goes to Redis in one round trip after its commit."""
     _check_job(func_path, args, kwargs)
-    options = {}
     if job_id is not None:
         validate_job_id(job_id)
-        options["job_id"] = job_id
     connection = get_redis()
     get_queue(queue_name, connection)
-    on_commit(session, lambda: schedule(at, queue_name, func_path, args, kwargs,
-                                        connection=connection, **options),
-              key=None if job_id is None else f"schedule:{job_id}")
+    batch = _schedule_batch(session, connection)
+    if job_id is not None and any(job[4] == job_id for job in batch):
+        return
+    batch.append((at, queue_name, func_path, (args, kwargs), job_id))
+
+
+_BATCH = "schedule_after_commit"
+
+
+def _schedule_batch(session: Session, connection: redis.Redis) -> list:
+    """The jobs this transaction schedules after its commit (a new list per transaction, with
+    one after-commit callback that sends them all)."""
+    real = session() if isinstance(session, scoped_session) else session
+    transaction = real.get_transaction()
+    held = real.info.get(_BATCH)
+    if held is None or held[0] is not transaction:
+        held = real.info[_BATCH] = (transaction, [])
+        jobs = held[1]
+        on_commit(real, lambda: schedule_many(jobs, connection))
+    return held[1]
+
+
+def schedule_many(jobs: list, connection: redis.Redis) -> None:
+    """Put jobs `(at, queue, func_path, (args, kwargs), job_id)` in RQ's scheduled registries in
+    one pipeline. A stable job id encodes its time (e.g. `expire-<claim>-<second>`), so
+    scheduling it again writes the same job at the same time: still one job."""
+    pipe = connection.pipeline()
+    for at, queue_name, func_path, (args, kwargs), job_id in jobs:
+        # RQ keeps the time in whole seconds, rounded down: round up (see schedule()).
+        if at.microsecond:
+            at = at.replace(microsecond=0) + timedelta(seconds=1)
+        queue = get_queue(queue_name, connection)
+        job = queue.create_job(func_path, args=args, kwargs=kwargs, job_id=job_id,
+                               status=JobStatus.SCHEDULED)
+        queue.schedule_job(job, at, pipeline=pipe)
+    pipe.execute()

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from app.events import AFTER_COMMIT, SAME_TRANSACTION
 from app.extensions import db
@@ -119,9 +119,17 @@ class UnitOfWork:
 
     # --- the end -------------------------------------------------------------------------------
 
-    def _commit(self) -> None:
+    def _commit(self, keep_loaded: bool = False) -> None:
         self._held = -1
-        self.session.commit()
+        if not keep_loaded:
+            self.session.commit()
+            return
+        session = self.session() if isinstance(self.session, scoped_session) else self.session
+        expire, session.expire_on_commit = session.expire_on_commit, False
+        try:
+            session.commit()
+        finally:
+            session.expire_on_commit = expire
 
     def _rollback(self) -> None:
         self._held = -1
@@ -139,10 +147,15 @@ def _session(session: Session | None) -> Session:
 
 
 @contextmanager
-def unit_of_work(session: Session | None = None, *, read_only: bool = False
-                 ) -> Iterator[UnitOfWork]:
+def unit_of_work(session: Session | None = None, *, read_only: bool = False,
+                 keep_loaded: bool = False) -> Iterator[UnitOfWork]:
     """Run the block as one transaction: commit at the end, roll back on an exception. Inside an
-    active unit of work, join it. `read_only=True` always rolls back (an auditor never writes)."""
+    active unit of work, join it. `read_only=True` always rolls back (an auditor never writes).
+    `keep_loaded=True`: the commit does not expire what the session holds, so the request's
+    objects (its user, read a moment ago) are not read again by its next transaction, nor what
+    the block wrote by the answer that shows it. Only where nothing the session holds can be
+    changed by the database itself (no server-side defaults or triggers on what was written) and
+    an answer as of this commit is the right one (the 201 of the request that made it)."""
     session = _session(session)
     outer = session.info.get(_CURRENT)
     if outer is not None:
@@ -155,7 +168,7 @@ def unit_of_work(session: Session | None = None, *, read_only: bool = False
         if read_only:
             uow._rollback()
         else:
-            uow._commit()
+            uow._commit(keep_loaded)
     except BaseException:
         uow._rollback()
         raise

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import logging
+import os
 import threading
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Callable
 
@@ -27,41 +30,74 @@ _KEPT_HEADERS = ("Content-Type", "Location")
 MAX_HOLD_SECONDS = 600
 
 
-class _Heartbeat:
-    """Renews a request's lease every third of it, from a daemon thread, while the request runs.
-    If the process dies the beats stop with it and the lease lapses: that is how a retry knows
-    the owner is gone."""
+class _Renewer:
+    """Renews the leases of the requests running in this process, each every third of its
+    lease, from one daemon thread (started on first use, and again in a forked child). A request
+    registers its hold while it runs; most answer long before their first renewal is due and
+    cost only the registration. If the process dies the renewals stop with it and the leases
+    lapse: that is how a retry knows the owner is gone."""
 
-    def __init__(self, app: Flask, hold: idempotency.Hold, lease_seconds: int) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(app, hold, lease_seconds),
-                                        name=f"idempotency-lease-{hold.record_id}", daemon=True)
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._holds: dict[int, list] = {}  # token -> [app, hold, lease_seconds, started, due]
+        self._tokens = itertools.count()
+        self._pid: int | None = None
 
-    def __enter__(self) -> "_Heartbeat":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self, app: Flask, hold: idempotency.Hold, lease_seconds: int) -> None:
-        lease = timedelta(seconds=lease_seconds)
+    @contextmanager
+    def holding(self, app: Flask, hold: idempotency.Hold, lease_seconds: int):
         started = time.monotonic()
-        while not self._stop.wait(lease_seconds / 3):
-            if time.monotonic() - started > MAX_HOLD_SECONDS:
-                log.error("request holding idempotency record %s is stuck; lease left to lapse",
-                          hold.record_id)
-                return
-            try:
-                with app.app_context():
-                    try:
-                        if not idempotency.renew(hold, lease):
-                            return  # done, released or taken over: nothing left to hold
-                    finally:
-                        db.session.remove()
-            except Exception:  # noqa: BLE001 - the next beat tries again; the lease has slack
-                log.warning("idempotency lease %s not renewed", hold.record_id, exc_info=True)
+        token = next(self._tokens)
+        with self._cond:
+            if self._pid != os.getpid():  # first use in this process (or a fork's child)
+                self._pid = os.getpid()
+                self._holds.clear()
+                threading.Thread(target=self._run, name="idempotency-leases",
+                                 daemon=True).start()
+            self._holds[token] = [app, hold, lease_seconds, started,
+                                  started + lease_seconds / 3]
+            self._cond.notify()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._holds.pop(token, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [(token, entry) for token, entry in self._holds.items() if entry[4] <= now]
+                if not due:
+                    nearest = min((entry[4] for entry in self._holds.values()), default=None)
+                    self._cond.wait(None if nearest is None else nearest - now)
+                    continue
+                for _token, entry in due:
+                    entry[4] = now + entry[2] / 3  # the next beat, whatever this one does
+            for token, (app, hold, lease_seconds, started, _due) in due:
+                if not self._renew(app, hold, lease_seconds, started):
+                    with self._cond:
+                        self._holds.pop(token, None)
+
+    @staticmethod
+    def _renew(app: Flask, hold: idempotency.Hold, lease_seconds: int, started: float) -> bool:
+        """One beat; False when there is nothing left to hold."""
+        if time.monotonic() - started > MAX_HOLD_SECONDS:
+            log.error("request holding idempotency record %s is stuck; lease left to lapse",
+                      hold.record_id)
+            return False
+        try:
+            with app.app_context():
+                try:
+                    # done, released or taken over: nothing left to hold
+                    return idempotency.renew(hold, timedelta(seconds=lease_seconds))
+                finally:
+                    db.session.remove()
+        except Exception:  # noqa: BLE001 - the next beat tries again; the lease has slack
+            log.warning("idempotency lease %s not renewed", hold.record_id, exc_info=True)
+            return True
+
+
+_renewer = _Renewer()
 
 
 def _body_parts() -> list[bytes]:
@@ -118,7 +154,7 @@ def idempotent(render_resource: Callable[[str], Response]) -> Callable:
                 response.headers[REPLAY_HEADER] = "true"
                 return response
             hold = outcome
-            with _Heartbeat(current_app._get_current_object(), hold, lease_seconds):
+            with _renewer.holding(current_app._get_current_object(), hold, lease_seconds):
                 try:
                     if hold.resource_id is not None:
                         response = render_resource(hold.resource_id)

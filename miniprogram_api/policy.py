@@ -20,6 +20,7 @@ from typing import Callable
 
 from flask import Flask, g, request
 from flask_smorest import Blueprint
+from sqlalchemy.orm import lazyload
 
 from app.auth.models import ROLES, User
 from app.auth.tokens import _invalid, decode_access_token
@@ -125,7 +126,8 @@ def _caller_from_header() -> tuple[User | None, dict | None]:
 
 def _user_from_token(token: str) -> User:
     claims = decode_access_token(token)
-    user = db.session.get(User, claims["sub"])
+    # The staff regions only when a scope check reads them: a donor's request never does.
+    user = db.session.get(User, claims["sub"], options=[lazyload(User.regions)])
     if (user is None or not user.active or user.token_version != claims["tv"]
             or user.role != claims["role"]):
         raise _invalid()

@@ -181,6 +181,8 @@ def _empty(application) -> None:
                     os.unlink(entry.path)
     feed_cache.clear()
     page_cache.clear()  # its version numbers, trusted for a second, belong to the old Redis
+    from app.ledger import log as ledger_log
+    ledger_log.node_cache.clear()  # nodes of the ledger this test's TRUNCATE emptied
 
 
 _SEQUENCES: dict[str, list[str]] = {}  # table -> its sequences, read once per database

@@ -12,10 +12,12 @@ import math
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import defaultload
 from sqlalchemy.exc import IntegrityError
 
 from app.auth.models import MODERATOR, User
 from app.auth.scope import in_scope
+from app.beneficiaries.models import Beneficiary
 from app.beneficiaries.service import identity_of
 from app.claims import notices
 from app.claims.lifecycle import move
@@ -27,7 +29,7 @@ from app.pagination import Page, keyset_page
 from app.pii_scan import refuse_pii
 from app.queue import schedule_after_commit
 from app.settings import settings
-from app.types import utcnow
+from app.types import new_id, utcnow
 from app.uow import current, lock as lock_, unit_of_work, use_case
 from app.wishes.models import Wish
 
@@ -42,19 +44,20 @@ def _not_found() -> DomainError:
 
 
 def _check_donor_may_claim(donor: User, now: datetime) -> None:
-    active = db.session.execute(
-        select(func.count()).select_from(Claim)
-        .where(Claim.donor_id == donor.id, Claim.status == "active")).scalar_one()
+    window_start = now - timedelta(seconds=_cfg("CLAIM_STRIKE_WINDOW_SECONDS"))
+    expired = (Claim.status == "expired") & (Claim.ended_at >= window_start)
+    # One statement: the active claims, and the expiries in the strike window with the latest.
+    active, strikes, latest = db.session.execute(
+        select(func.count().filter(Claim.status == "active"), func.count().filter(expired),
+               func.max(Claim.ended_at).filter(expired))
+        .where(Claim.donor_id == donor.id)).one()
     if active >= _cfg("CLAIM_ACTIVE_LIMIT"):
         raise Conflict("claim_limit_reached",
                        f"您已有 {active} 个进行中的认领，请先完成后再认领新的心愿")
-    window_start = now - timedelta(seconds=_cfg("CLAIM_STRIKE_WINDOW_SECONDS"))
-    expiries = list(db.session.execute(
-        select(Claim.ended_at).where(Claim.donor_id == donor.id, Claim.status == "expired",
-                                     Claim.ended_at >= window_start)
-        .order_by(Claim.ended_at.desc())).scalars())
-    if len(expiries) >= _cfg("CLAIM_COOLDOWN_STRIKES"):
-        until = expiries[0] + timedelta(seconds=_cfg("CLAIM_COOLDOWN_SECONDS"))
+    if strikes >= _cfg("CLAIM_COOLDOWN_STRIKES"):
+        if latest.tzinfo is None:  # SQLite hands back naive UTC
+            latest = latest.replace(tzinfo=timezone.utc)
+        until = latest + timedelta(seconds=_cfg("CLAIM_COOLDOWN_SECONDS"))
         if now < until:
             retry = int((until - now).total_seconds()) + 1
             raise Forbidden("donor_cooldown",
@@ -67,7 +70,9 @@ def claim_wish(donor: User, wish_id: str, *, anonymous: bool = True) -> Claim:
     """One donor claims one open wish. Of any number of simultaneous claims, one succeeds.
     `anonymous=False`: the ledger entry of its fulfilment shows the donor masked (陈*)."""
     try:
-        with unit_of_work() as uow:
+        # keep_loaded: the claim and its wish are answered as this transaction wrote them
+        # (every column is set in Python), without reading them back after the commit.
+        with unit_of_work(keep_loaded=True) as uow:
             claim = _claim(uow, donor, wish_id, anonymous)
     except IntegrityError:  # the partial unique index: another claim got there first
         raise Conflict("wish_already_claimed", "这个心愿刚刚已被其他爱心人士认领") from None
@@ -80,7 +85,9 @@ def _claim(uow, donor: User, wish_id: str, anonymous: bool) -> Claim:
     now = utcnow()
     # Serialize a donor's own claims (the active-claim limit) and then the wish itself.
     uow.lock("user", select(User.id).where(User.id == donor.id).with_for_update())
+    # Not the beneficiary's consents (a selectin load the claim never reads).
     wish = uow.lock("wish", select(Wish).where(Wish.id == wish_id).with_for_update(of=Wish)
+                    .options(defaultload(Wish.beneficiary).lazyload(Beneficiary.consents))
                     ).scalar_one_or_none()
     if wish is None or not wish.is_public:
         raise NotFound("未找到该心愿")
@@ -90,9 +97,13 @@ def _claim(uow, donor: User, wish_id: str, anonymous: bool) -> Claim:
         raise Conflict("wish_not_open", "这个心愿当前不可认领")
     _check_donor_may_claim(donor, now)
     due = now + timedelta(seconds=_cfg("CLAIM_SLA_SECONDS"))
-    claim = Claim(wish=wish, donor_id=donor.id, claimed_at=now, due_at=due, anonymous=anonymous)
-    # Creates the claim (a flush) and claims the wish; the partial unique index refuses a second
-    # active claim with an IntegrityError, which claim_wish answers as wish_already_claimed.
+    # Its id is given here, so the move needs no flush of its own: the claim, its wish and both
+    # audit rows are written by one flush (the audit rows in one INSERT).
+    claim = Claim(id=new_id("clm"), wish=wish, donor_id=donor.id, claimed_at=now, due_at=due,
+                  anonymous=anonymous)
+    # Creates the claim and claims the wish; the partial unique index refuses a second active
+    # claim with an IntegrityError (at the flush), which claim_wish answers as
+    # wish_already_claimed.
     move(claim, "claim", donor.id, at=now)
     uow.produced("claim", claim.id)
     notices.claimed(claim)

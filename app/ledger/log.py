@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import OrderedDict
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import func, select, text, tuple_
 
 from app.errors import DomainError, ValidationFailed
 from app.extensions import db
@@ -43,22 +45,73 @@ def size() -> int:
     return 0 if last is None else last + 1
 
 
-def _nodes(addresses) -> dict[tuple[int, int], bytes]:
-    """Fetch the named nodes in one query."""
+class _NodeCache:
+    """A bounded, process-wide cache of stored nodes. A node is written once, when its last leaf
+    arrives, and never changes after its commit: a cached hash is right forever. Only nodes
+    read by a transaction that appended nothing are kept (one that appended may read its own
+    uncommitted nodes, which a rollback would take back)."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._items: "OrderedDict[tuple[int, int], bytes]" = OrderedDict()
+        self._lock = threading.Lock()
+        # The largest size a proof's transaction saw committed: the log only grows, so a proof
+        # up to it needs no size query.
+        self.known_size = 0
+
+    def get_many(self, wanted: set) -> dict[tuple[int, int], bytes]:
+        with self._lock:
+            return {a: self._items[a] for a in wanted if a in self._items}
+
+    def put_many(self, found: dict[tuple[int, int], bytes]) -> None:
+        with self._lock:
+            self._items.update(found)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.known_size = 0
+
+
+# ~150 bytes a node: under 10 MB. The upper levels, shared by every proof, stay; a proof of a
+# random leaf misses only on its lowest levels.
+node_cache = _NodeCache(max_entries=50_000)
+_APPENDED = "ledger_appended_in"
+
+
+def _appended_in_this_transaction() -> bool:
+    session = db.session()
+    return session.info.get(_APPENDED) is session.get_transaction()
+
+
+def _nodes(addresses, cached: bool = False) -> dict[tuple[int, int], bytes]:
+    """Fetch the named nodes in one query; `cached`: through the node cache (the proofs served
+    to the public; roots, appends and the auditor read the store itself)."""
     wanted = set(addresses)
     if not wanted:
         return {}
-    rows = db.session.execute(select(LedgerNode.level, LedgerNode.index, LedgerNode.hash).where(
-        or_(*(and_(LedgerNode.level == lv, LedgerNode.index == i) for lv, i in wanted))))
-    found = {(lv, i): bytes(h) for lv, i, h in rows}
+    cacheable = cached and not _appended_in_this_transaction()
+    found = node_cache.get_many(wanted) if cacheable else {}
+    missing = wanted - set(found)
+    if missing:
+        # (level, index) IN (...): one statement shape, compiled once, whatever the count.
+        rows = db.session.execute(
+            select(LedgerNode.level, LedgerNode.index, LedgerNode.hash)
+            .where(tuple_(LedgerNode.level, LedgerNode.index).in_(sorted(missing))))
+        read = {(lv, i): bytes(h) for lv, i, h in rows}
+        if cacheable:
+            node_cache.put_many(read)
+        found.update(read)
     if len(found) != len(wanted):
         missing = sorted(wanted - set(found))
         raise RuntimeError(f"ledger nodes missing from the store: {missing[:5]}")
     return found
 
 
-def _reader(addresses):
-    found = _nodes(addresses)
+def _reader(addresses, cached: bool = False):
+    found = _nodes(addresses, cached)
     return lambda level, index: found[(level, index)]
 
 
@@ -70,6 +123,8 @@ def append(kind: str, entry: dict, source_type: str, source_id: str) -> int:
     """Add one entry inside the caller's unit of work; the same (source_type, source_id) again
     returns the index it already has. Returns the entry's index."""
     _lock()
+    # Nodes this transaction reads may be its own, uncommitted: not for the node cache.
+    db.session.info[_APPENDED] = db.session().get_transaction()
     existing = db.session.execute(select(LedgerEntry.index).where(
         LedgerEntry.source_type == source_type, LedgerEntry.source_id == source_id)).scalar()
     if existing is not None:
@@ -108,18 +163,28 @@ def _invalid(detail: str) -> DomainError:
     return ValidationFailed(detail=detail)
 
 
-def inclusion(index: int, tree_size: int) -> list[bytes]:
+def _size_for_proof(tree_size: int) -> int:
+    """size(), or the size already known to be committed if that covers `tree_size`."""
+    if tree_size <= node_cache.known_size:
+        return node_cache.known_size
     current = size()
+    if not _appended_in_this_transaction():
+        node_cache.known_size = max(node_cache.known_size, current)
+    return current
+
+
+def inclusion(index: int, tree_size: int) -> list[bytes]:
+    current = _size_for_proof(tree_size)
     if tree_size > current:
         raise _invalid(f"tree_size 超出账本当前大小（{current}）")
     if not 0 <= index < tree_size:
         raise _invalid("index 必须小于 tree_size 且不小于 0")
     plan = merkle.inclusion_plan(index, tree_size)
-    return merkle.assemble(plan, _reader(_plan_nodes(plan)))
+    return merkle.assemble(plan, _reader(_plan_nodes(plan), cached=True))
 
 
 def consistency(first: int, second: int) -> list[bytes]:
-    current = size()
+    current = _size_for_proof(second)
     if second > current:
         raise _invalid(f"second 超出账本当前大小（{current}）")
     if first <= 0:
@@ -127,7 +192,7 @@ def consistency(first: int, second: int) -> list[bytes]:
     if first > second:
         raise _invalid("first 不能大于 second")
     plan = merkle.consistency_plan(first, second)
-    return merkle.assemble(plan, _reader(_plan_nodes(plan)))
+    return merkle.assemble(plan, _reader(_plan_nodes(plan), cached=True))
 
 
 def entries(start: int, limit: int) -> list[LedgerEntry]:

@@ -9,8 +9,11 @@ Redis and is read once per request, before the database is:
   `listen()`, so no write path can forget it).
 
 A change bumps its number twice: once before the commit and once after it, so a body rendered from
-the old state in between is stored under a number that is already gone. If Redis is unreachable the
-cache is bypassed, not trusted.
+the old state in between is stored under a number that is already gone. A transaction bumps each
+number at most once before its commit (a second flush touching the same wish needs no second bump:
+the bump after the commit covers every read in between) and once after it; the feed generation
+goes with the card versions of the flush that writes the move, and everything after the commit
+goes in one Redis round trip. If Redis is unreachable the cache is bypassed, not trusted.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from typing import Callable, Iterable
 
 import redis
 from sqlalchemy import event, inspect, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from app.redis_conn import get_redis
 from app.settings import has_environment
@@ -94,15 +97,66 @@ def _read(client: redis.Redis, key: str, ttl: int | None = None) -> int:
     return int(value)
 
 
-def _bump_generation(client: redis.Redis) -> None:
-    client.set(GENERATION_KEY, _epoch(), nx=True)
-    client.incr(GENERATION_KEY)
+_BUMPED = "feed_cache_bumped"
+
+
+class _Bumped:
+    """What one transaction bumps: before its commit at most once per number, and after it all
+    of them in one callback."""
+
+    def __init__(self, transaction) -> None:
+        self.transaction = transaction
+        self.generation = False          # the feed generation is bumped by this transaction
+        self.generation_pending = False  # ... and waits for the next flush's pipeline
+        self.cards: set[str] = set()
+        self.after_commit = False
+
+
+def _bumped_in_transaction(session: Session) -> _Bumped:
+    """A fresh record for each transaction (the root transaction object tells them apart)."""
+    if isinstance(session, scoped_session):
+        session = session()
+    transaction = session.get_transaction()
+    held = session.info.get(_BUMPED)
+    if held is None or held.transaction is not transaction:
+        held = session.info[_BUMPED] = _Bumped(transaction)
+    return held
+
+
+def _bump(generation: bool, wish_ids: Iterable[str]) -> Callable[[redis.Redis], None]:
+    """The feed generation and/or card versions, in one round trip."""
+    def bump(client: redis.Redis) -> None:
+        pipe = client.pipeline(transaction=False)
+        if generation:
+            pipe.set(GENERATION_KEY, _epoch(), nx=True)
+            pipe.incr(GENERATION_KEY)
+        for wish_id in wish_ids:
+            key = CARD_VERSION_KEY.format(wish_id)
+            pipe.set(key, _epoch(), nx=True, ex=CARD_VERSION_SECONDS)
+            pipe.incr(key)
+            pipe.expire(key, CARD_VERSION_SECONDS)
+        pipe.execute()
+    return bump
+
+
+def _bump_after_commit(session: Session, bumped: _Bumped) -> None:
+    if not bumped.after_commit:
+        bumped.after_commit = True  # one callback; it reads what the transaction bumped by then
+        on_commit(session, lambda: _safely(_bump(bumped.generation, sorted(bumped.cards)),
+                                           "feed generation and card versions"))
 
 
 def invalidate(session: Session) -> None:
     """Feed pages: call inside the transaction that moves a wish into or out of `open`."""
-    _safely(_bump_generation, "feed generation")
-    on_commit(session, lambda: _safely(_bump_generation, "feed generation"))
+    bumped = _bumped_in_transaction(session)
+    if bumped.generation:
+        return  # bumped (or to be) before the commit already, and after it
+    bumped.generation = True
+    _bump_after_commit(session, bumped)
+    if session.new or session.dirty or session.deleted:
+        bumped.generation_pending = True  # with the flush of the move's rows, one round trip
+    else:
+        _safely(_bump(True, ()), "feed generation")
 
 
 def generation() -> int | None:
@@ -149,23 +203,16 @@ def card(wish_id: str, render: Callable[[], bytes], ttl: float) -> bytes:
     if raw is not None:
         _cards.put(int(raw), wish_id, body, "", ttl)
     else:
+        # The wish's first version, set by this read: if the SET wins, no writer bumped between
+        # the GET and now (its bump would have made the key), and any later bump moves the
+        # version past it, so the body just read is cached under it (the next read is a hit).
+        epoch = _epoch()
         try:
-            client.set(key, _epoch(), nx=True, ex=CARD_VERSION_SECONDS)
+            if client.set(key, epoch, nx=True, ex=CARD_VERSION_SECONDS):
+                _cards.put(epoch, wish_id, body, "", ttl)
         except redis.RedisError:
             pass  # its next reads stay uncached, which is safe
     return body
-
-
-def _bump_cards(wish_ids: Iterable[str]) -> Callable[[redis.Redis], None]:
-    def bump(client: redis.Redis) -> None:
-        pipe = client.pipeline(transaction=False)
-        for wish_id in wish_ids:
-            key = CARD_VERSION_KEY.format(wish_id)
-            pipe.set(key, _epoch(), nx=True, ex=CARD_VERSION_SECONDS)
-            pipe.incr(key)
-            pipe.expire(key, CARD_VERSION_SECONDS)
-        pipe.execute()
-    return bump
 
 
 _CARD_FIELDS_OF_BENEFICIARY = ("alias", "birth_year")
@@ -194,10 +241,14 @@ def _cards_changed(session: Session, _flush_context, _instances) -> None:
             ids |= set(session.scalars(
                 select(Wish.id).where(Wish.beneficiary_id.in_(beneficiaries))))
     ids.discard(None)
-    if not ids:
-        return
     if not has_environment():  # no app, no Redis, no process serving cards from this session
         return
-    bump = _bump_cards(sorted(ids))
-    _safely(bump, "card versions")
-    on_commit(session, lambda: _safely(bump, "card versions"))
+    bumped = _bumped_in_transaction(session)
+    new = ids - bumped.cards
+    generation = bumped.generation_pending
+    if not new and not generation:
+        return
+    bumped.generation_pending = False
+    bumped.cards |= new
+    _bump_after_commit(session, bumped)
+    _safely(_bump(generation, sorted(new)), "feed generation and card versions")

@@ -94,8 +94,30 @@ def test_proofs_read_their_few_nodes_in_one_query(app):
             consistency = log.consistency(3, 130)
         finally:
             sa.event.remove(db.engine, "before_cursor_execute", count)
-        assert len(node_reads) == 1 and len(statements) == 4  # (size + nodes) per proof
+        # size + nodes for the first proof; the second needs no size query (the log only
+        # grows, and 130 entries are known committed) and reads only the nodes not cached
+        assert len(node_reads) == 1 and len(statements) == 3
         assert len(inclusion) == 8 and len(consistency) <= 9
+
+
+def test_a_proof_never_serves_cached_nodes_of_an_append_that_rolled_back(app):
+    with app.app_context():
+        for n in range(4):
+            _append(n)
+        db.session.commit()
+        # A transaction appends, reads a proof over its own uncommitted nodes, rolls back.
+        for n in range(4, 8):
+            _append(n)
+        log.inclusion(5, 8)
+        db.session.rollback()
+        # Other entries take those indices: proofs must be over these, not the rolled back.
+        for n in range(100, 104):
+            _append(n)
+        db.session.commit()
+        root = log.root(8)
+        for index in range(8):
+            leaf = merkle.leaf_hash(entries.canonical(_entry(index if index < 4 else 96 + index)))
+            merkle.check_inclusion(leaf, index, 8, log.inclusion(index, 8), root)
 
 
 def test_appending_the_same_business_event_twice_returns_its_existing_index(app):

@@ -1,0 +1,160 @@
+"""bench/claims/profile.py: where one claim request's time goes, in this process.
+
+    python bench/claims/profile.py                 # 300 claims, pyinstrument tree + counts
+    python bench/claims/profile.py --html out.html # and the flame graph as HTML
+
+Same fixtures as bench/claims (a throwaway database, 500 donors, 200 open wishes, reopened
+between rounds), the same settings as its server, and the Flask test client instead of gunicorn,
+so there is no client or network in the profile. Prints the pyinstrument call tree, and per
+request the number of SQL statements, Redis round trips (a pipeline counts once) and threads
+started. Needs pyinstrument (a bench-only tool: `pip install pyinstrument`).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
+
+from bench import common_claims as common  # noqa: E402
+from bench import harness  # noqa: E402
+from bench.claims import run as claims_run  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--claims", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="claims on each wish in a row (2: every other answer is a 409, "
+                        "about the storm's mix)")
+    parser.add_argument("--html", help="write pyinstrument's HTML flame graph here")
+    parser.add_argument("--no-pyinstrument", action="store_true",
+                        help="counts only (e.g. to run under `py-spy record`, whose default "
+                        "leaves out idle time: a CPU profile)")
+    parser.add_argument("--trace", action="store_true",
+                        help="print the SQL statements and Redis commands of one claim")
+    parser.add_argument("--pg", default=os.environ.get(
+        "BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--redis", default=os.environ.get(
+        "BENCH_REDIS_URL", "redis://127.0.0.1:6379/7"))
+    args = parser.parse_args()
+    fixture_args = claims_run.parse_args(["--redis", args.redis])
+    common.flush_redis(args.redis)
+    with tempfile.TemporaryDirectory(prefix="bench-claims-profile-") as tmp, \
+            harness.throwaway_database(args.pg, "wxy_bench_claims") as url:
+        wishes, tokens = claims_run.prepare(url, fixture_args)
+        app = common.make_app(url, args.redis, CLAIM_ACTIVE_LIMIT=100_000,
+                              RATELIMIT_CLAIMS_USER="100000/minute",
+                              RATELIMIT_CLAIMS_ADDRESS="1000000/minute",
+                              INSTANCE_PATH=str(Path(tmp) / "instance"))
+        counts = _count(app)
+        client = app.test_client()
+
+        def one(n: int) -> int:
+            wish = wishes[n // args.repeat % len(wishes)]
+            if n and n % (len(wishes) * args.repeat) == 0:
+                claims_run.reopen(url)
+            response = client.post(
+                f"/api/v1/wishes/{wish}/claims", json={},
+                headers={"Authorization": f"Bearer {tokens[n % len(tokens)]}",
+                         "Idempotency-Key": secrets.token_urlsafe(16)})
+            return response.status_code
+
+        for n in range(20):  # warm up (schemas, pools, first queries)
+            one(n)
+        claims_run.reopen(url)
+        if args.trace:
+            counts["trace"] = 1
+            one(len(wishes) - 1)
+            del counts["trace"]
+        counts.clear()
+        statuses = Counter()
+        profiler = None
+        if not args.no_pyinstrument:
+            from pyinstrument import Profiler
+            profiler = Profiler(interval=0.0005)
+            profiler.start()
+        started, cpu = time.perf_counter(), time.process_time()
+        for n in range(args.claims):
+            statuses[one(n + len(wishes) * args.repeat)] += 1  # a fresh round
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if profiler is not None:
+            profiler.stop()
+            print(profiler.output_text(unicode=True, color=False, show_all=False))
+            if args.html:
+                Path(args.html).write_text(profiler.output_html())
+        print(f"{args.claims} requests in {elapsed:.2f}s: {elapsed / args.claims * 1000:.2f} ms"
+              f" wall, {cpu / args.claims * 1000:.2f} ms CPU of this process each"
+              f"{' (profiled)' if profiler else ''}; statuses {dict(statuses)}")
+        for name, value in sorted(counts.items()):
+            print(f"  {name:<28} {value / args.claims:6.2f} per request")
+        with app.app_context():
+            from app.extensions import db
+            db.session.remove()
+            db.engine.dispose()
+    common.flush_redis(args.redis)
+    return 0
+
+
+def _count(app) -> Counter:
+    """Counters of SQL statements, Redis round trips and threads started, per kind."""
+    import redis
+    from sqlalchemy import event
+
+    from app.extensions import db
+    counts: Counter = Counter()
+    with app.app_context():
+        engine = db.engine
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _sql(conn, cursor, statement, parameters, context, executemany):
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if counts["trace"]:
+            print("SQL  ", " ".join(statement.split())[:150])
+        counts[f"sql {verb}"] += 1
+        counts["sql (all)"] += 1
+
+    @event.listens_for(engine, "engine_connect")
+    def _connect(conn):
+        counts["pool checkouts"] += 1
+        if counts["trace"]:
+            print("POOL checkout")
+
+    original = redis.Redis.execute_command
+    original_pipe = redis.client.Pipeline.execute
+
+    def execute_command(self, *a, **kw):
+        counts[f"redis {a[0]}"] += 1
+        if counts["trace"]:
+            print("REDIS", " ".join(str(x) for x in a)[:150])
+        counts["redis round trips"] += 1
+        return original(self, *a, **kw)
+
+    def pipe_execute(self, *a, **kw):
+        counts["redis round trips"] += 1
+        counts["redis pipelines"] += 1
+        if counts["trace"]:
+            print("REDIS pipeline", [" ".join(str(x) for x in c[0])[:80] for c in self.command_stack])
+        return original_pipe(self, *a, **kw)
+
+    redis.Redis.execute_command = execute_command
+    redis.client.Pipeline.execute = pipe_execute
+    start = threading.Thread.start
+
+    def thread_start(self, *a, **kw):
+        counts["threads started"] += 1
+        return start(self, *a, **kw)
+
+    threading.Thread.start = thread_start
+    return counts
+
+
+if __name__ == "__main__":
+    sys.exit(main())
