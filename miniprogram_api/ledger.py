@@ -9,7 +9,6 @@ from flask import Response
 from miniprogram_api.blueprint import Blueprint, refuses_valid_input
 from marshmallow import fields, validate
 
-import app.ledger.entries  # noqa: F401  (registers the claim-confirmation hook)
 from miniprogram_api.policy import PUBLIC, allow
 from app.errors import NotFound
 from app.ledger import log as ledger
