@@ -3,11 +3,12 @@ object's history in its order, and its downgrade moves them back."""
 from __future__ import annotations
 
 import importlib.util
-import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from tests.migrations import scratch_database
 
 MIGRATION = Path(__file__).parent.parent / "migrations" / "versions" / "0009_transitions.py"
 OLD = {"wish": ("wish_transitions", "wish_id"), "claim": ("claim_transitions", "claim_id"),
@@ -30,52 +31,35 @@ def _rows(conn, sql: str) -> list[tuple]:
 def test_the_transitions_migration_keeps_every_row_both_ways(app_config, needs_postgres):
     from flask_migrate import downgrade, upgrade
 
-    from app import create_app
     from app.extensions import db
 
     revision, before = _revisions()
-    server = app_config["DATABASE_URL"].rsplit("/", 1)[0]
-    name = f"wxy_mig_{secrets.token_hex(4)}"
-    admin = sa.create_engine(f"{server}/postgres".replace("postgresql://", "postgresql+psycopg://",
-                                                          1), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        # Rows only: the objects they audit are not the point here, so no foreign key checks
-        # (they are triggers, which the replica role skips) in this database's sessions.
-        conn.execute(sa.text(f'ALTER DATABASE "{name}" SET session_replication_role = replica'))
-    try:
-        application = create_app({**app_config, "DATABASE_URL": f"{server}/{name}"})
-        with application.app_context():
-            upgrade(revision=before)
-            written = {}
-            with db.engine.begin() as conn:
-                for kind, (table, column) in OLD.items():
-                    written[kind] = [(f"{kind[:3]}_{n % 2}", None if n < 2 else "a", f"s{n}",
-                                      f"act{n}", None, f"why {n}" if n else None, AT)
-                                     for n in range(4)]
-                    for row in written[kind]:
-                        conn.execute(sa.text(
-                            f"INSERT INTO {table} ({column}, from_status, to_status, action,"
-                            " actor_id, reason, at) VALUES (:e, :f, :t, :a, :u, :r, :at)"),
-                            dict(zip(("e", "f", "t", "a", "u", "r", "at"), row)))
+    with scratch_database(app_config):
+        upgrade(revision=before)
+        written = {}
+        with db.engine.begin() as conn:
+            for kind, (table, column) in OLD.items():
+                written[kind] = [(f"{kind[:3]}_{n % 2}", None if n < 2 else "a", f"s{n}",
+                                  f"act{n}", None, f"why {n}" if n else None, AT)
+                                 for n in range(4)]
+                for row in written[kind]:
+                    conn.execute(sa.text(
+                        f"INSERT INTO {table} ({column}, from_status, to_status, action,"
+                        " actor_id, reason, at) VALUES (:e, :f, :t, :a, :u, :r, :at)"),
+                        dict(zip(("e", "f", "t", "a", "u", "r", "at"), row)))
 
-            upgrade(revision=revision)
-            with db.engine.connect() as conn:
-                for kind in OLD:
-                    assert _rows(conn, "SELECT entity_id, from_status, to_status, action, actor_id,"
-                                 " reason, at FROM transitions WHERE entity_type = "
-                                 f"'{kind}' ORDER BY id") == written[kind]
-                tables = sa.inspect(conn).get_table_names()
-                assert not {table for table, _ in OLD.values()} & set(tables)
+        upgrade(revision=revision)
+        with db.engine.connect() as conn:
+            for kind in OLD:
+                assert _rows(conn, "SELECT entity_id, from_status, to_status, action, actor_id,"
+                             " reason, at FROM transitions WHERE entity_type = "
+                             f"'{kind}' ORDER BY id") == written[kind]
+            tables = sa.inspect(conn).get_table_names()
+            assert not {table for table, _ in OLD.values()} & set(tables)
 
-            downgrade(revision=before)
-            with db.engine.connect() as conn:
-                for kind, (table, column) in OLD.items():
-                    assert _rows(conn, f"SELECT {column}, from_status, to_status, action, actor_id,"
-                                 f" reason, at FROM {table} ORDER BY id") == written[kind]
-                assert "transitions" not in sa.inspect(conn).get_table_names()
-            db.engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        downgrade(revision=before)
+        with db.engine.connect() as conn:
+            for kind, (table, column) in OLD.items():
+                assert _rows(conn, f"SELECT {column}, from_status, to_status, action, actor_id,"
+                             f" reason, at FROM {table} ORDER BY id") == written[kind]
+            assert "transitions" not in sa.inspect(conn).get_table_names()
