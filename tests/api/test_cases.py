@@ -4,7 +4,8 @@ overdue tasks escalate once."""
 from __future__ import annotations
 
 from tests.cases.helpers import (
-    SUBJECT_NAME, application_payload, ingest, item, local, spike_task, subject_id,
+    SUBJECT_NAME, application_payload, enrol_beneficiary, ingest, item, local, spike_task,
+    subject_id,
 )
 from tests.factories import OTHER_TOWN, OTHER_VILLAGE, TOWN, VILLAGE
 
@@ -59,7 +60,8 @@ def test_completion_records_the_outcome_once_and_the_stats_count_it(app, client,
 
     res = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=caseworker.headers,
                       json={"outcome": "enrolled", "assistance_type": "temporary",
-                            "note": "家中老人住院，已办理临时救助"})
+                            "note": "家中老人住院，已办理临时救助",
+                            "beneficiary": enrol_beneficiary()})
     assert res.status_code == 200, res.get_json()
     assert res.get_json()["status"] == "done" and res.get_json()["outcome"] == "enrolled"
     again = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=caseworker.headers,
