@@ -187,7 +187,8 @@ class CaseStatsArgs(ma.Schema):
 
 
 class ApplicationCounts(ma.Schema):
-    received = fields.Integer()
+    received = fields.Integer(metadata={"description": "收到的申请总数"})
+    visiting = fields.Integer(metadata={"description": "正在入户核实的"})
     approved = fields.Integer()
     refused = fields.Integer()
 
@@ -196,6 +197,7 @@ class CaseStatsOut(ma.Schema):
     signals = fields.Integer()
     alerts = fields.Integer()
     tasks_open = fields.Integer()
+    tasks_started = fields.Integer(metadata={"description": "未完成任务中已有协理员接手的"})
     tasks_done = fields.Integer()
     done_on_time_ratio = fields.Float(allow_none=True)
     outcomes = fields.Dict(keys=fields.String(), values=fields.Integer())
