@@ -204,6 +204,43 @@ def test_a_beneficiary_recorded_after_the_alert_is_found_and_linked(app, client,
         assert person.beneficiary_id == ben["id"] and person.assistance_type == "dibao"
 
 
+def test_two_tasks_enrolling_one_person_at_once_record_one_beneficiary(app, client, actors):
+    """A visit task and a verify task for the same person, both completed `enrolled` with a
+    beneficiary at the same moment: the person's lock orders them, the second finds the first's
+    beneficiary and is refused (nothing of it written); one beneficiary each. Three persons,
+    for three chances to catch the race."""
+    from app.beneficiaries.models import Beneficiary
+    from app.extensions import db
+
+    caseworkers = [actors.caseworker([TOWN]) for _ in range(2)]
+    for serial in (44, 45, 46):
+        who = subject_id(serial)
+        spike_task(app, alert_at=AT, id_no=who)
+        assert client.post("/api/v1/applications", headers=actors.donor().headers,
+                           json=application_payload(who, name=SUBJECT_NAME)).status_code == 201
+        visit = _open_task(client, caseworkers[0], kind="visit_alert")
+        verify = _open_task(client, caseworkers[0], kind="verify_application")
+        before = _snapshot(app)
+
+        calls = [lambda w=w, t=t: _complete(app.test_client(), w, t["id"],
+                                            **_enrolled(beneficiary=enrol_beneficiary()))
+                 for w, t in zip(caseworkers, (visit, verify))]
+        answers = run_together(calls)
+        assert sorted(a.status_code for a in answers) == [200, 422]
+        [refused] = [a.get_json() for a in answers if a.status_code == 422]
+        assert "已登记为受助人" in refused["detail"]
+        after = _snapshot(app)
+        assert (after["beneficiaries"], after["done"]) == (before["beneficiaries"] + 1,
+                                                           before["done"] + 1)
+        # The refused one stays open: complete it so the next person's tasks are the open ones.
+        [left] = [t for t in (visit, verify) if t["id"] in {
+            x["id"] for x in client.get("/api/v1/tasks", headers=caseworkers[0].headers)
+            .get_json()["items"]}]
+        assert _complete(client, caseworkers[0], left["id"], **_enrolled()).status_code == 200
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Beneficiary)) == 3
+
+
 def test_a_beneficiary_only_comes_with_enrolled(app, client, actors):
     caseworker = actors.caseworker([TOWN])
     spike_task(app, alert_at=AT)
