@@ -22,7 +22,8 @@ from flask import current_app
 from PIL import Image
 from sqlalchemy import and_, case, func, select
 
-from app.cases.models import Alert, Task
+from app.beneficiaries.models import Beneficiary
+from app.cases.models import Alert, Person, Task
 from app.claims.models import HOLDING, Claim, Proof
 from app.extensions import db
 from app.ledger import log as ledger_log
@@ -255,6 +256,39 @@ def _tasks_escalated(result: CheckResult) -> None:
     result.failures += [f"task {t} open past its due time {due.isoformat()}, not escalated"
                         for t, due in rows]
     result.summary = "every overdue task escalated" if not rows else ""
+
+
+@check("enrolled_tasks_recorded")
+def _enrolled(result: CheckResult) -> None:
+    """A done task with outcome `enrolled` left the person with an assistance type, and the
+    beneficiary it names (every enrolment since migration 0012 names one: the person's, or the
+    one recorded with the visit) with it too, under the person's ID hash so signals find them.
+    Tasks enrolled before then name a beneficiary only when the person already had one."""
+    enrolled = and_(Task.status == "done", Task.outcome == "enrolled")
+    rows = db.session.execute(
+        select(Task.id, Person.id).join(Person, Person.id == Task.person_id)
+        .where(enrolled, Person.assistance_type.is_(None)).limit(100)).all()
+    result.failures += [f"task {t} enrolled, but person {p} has no assistance type"
+                        for t, p in rows]
+    rows = db.session.execute(
+        select(Task.id, Beneficiary.id, Beneficiary.assistance_type,
+               Beneficiary.id_hash == Person.id_hash)
+        .join(Beneficiary, Beneficiary.id == Task.beneficiary_id)
+        .join(Person, Person.id == Task.person_id)
+        .where(enrolled, Beneficiary.erased.is_(False),
+               (Beneficiary.assistance_type.is_(None))
+               | (Beneficiary.id_hash.is_(None)) | (Beneficiary.id_hash != Person.id_hash))
+        .limit(100)).all()
+    for task_id, ben_id, assistance, same_hash in rows:
+        if assistance is None:
+            result.failures.append(f"task {task_id} enrolled, but beneficiary {ben_id} has no "
+                                   "assistance type")
+        if not same_hash:
+            result.failures.append(f"beneficiary {ben_id} of enrolled task {task_id}: its ID "
+                                   "hash is not the person's, signals will not find them")
+    total, linked = db.session.execute(
+        select(func.count(), func.count(Task.beneficiary_id)).where(enrolled)).one()
+    result.summary = f"{total} enrolled, {linked} with their beneficiary"
 
 
 # ---- background work -----------------------------------------------------------------------------

@@ -149,6 +149,36 @@ def disable_partner_command(client_id):
     click.echo(f"disabled {client_id}")
 
 
+@partner_cli.command("list")
+def list_partners_command():
+    """List partner clients: client_id, name, department, region, active, secret version (never
+    a secret: only its hash is stored)."""
+    from app.partners.service import list_clients
+
+    clients = list_clients()
+    for c in clients:
+        click.echo(f"{c.client_id}\t{c.name}\t{c.department}\tregion {c.region_code or 'all'}\t"
+                   f"{'active' if c.active else 'disabled'}\tsecret v{c.secret_version}\t"
+                   f"created {c.created_at:%Y-%m-%d}")
+    click.echo(f"{len(clients)} partner client(s)", err=True)
+
+
+@partner_cli.command("rotate-secret")
+@click.argument("client_id")
+def rotate_partner_secret_command(client_id):
+    """Give a partner client a new secret, printed once; the old secret and every token got
+    with it stop working at once."""
+    from app.partners.service import rotate_secret
+
+    try:
+        client, secret = rotate_secret(client_id)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"new secret for {client.client_id} ({client.name}); the old one no longer works")
+    click.echo(f"client_secret: {secret}")
+    click.echo("The secret is shown only once and is not stored: keep it now.", err=True)
+
+
 @signals_cli.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--department", required=True, help="The department the file comes from.")

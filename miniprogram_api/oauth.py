@@ -85,7 +85,8 @@ class _ClientCredentials(grants.ClientCredentialsGrant):
 def _generate_token(grant_type, client, user=None, scope=None, expires_in=None,
                     include_refresh_token=True) -> dict:
     scope = scope or client.get_allowed_scope(scope)
-    token, ttl = issue_partner_token(client.get_client_id(), scope)
+    token, ttl = issue_partner_token(client.get_client_id(), scope,
+                                     client.client.secret_version)
     return {"access_token": token, "token_type": "Bearer", "expires_in": ttl, "scope": scope}
 
 

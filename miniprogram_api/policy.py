@@ -27,7 +27,7 @@ from app.auth.tokens import _invalid, decode_access_token
 from app.errors import Forbidden, Unauthenticated
 from app.extensions import db
 from app.partners.models import PartnerClient
-from app.partners.service import find_client
+from app.partners.service import client_of_token
 from app.partners.tokens import decode_partner_token, invalid_partner_token
 
 log = logging.getLogger(__name__)
@@ -148,9 +148,10 @@ def check_access(app: Flask) -> None:
         return
     g.user, partner = _caller_from_header()
     if partner is not None:
-        # Re-read the client: a disabled one's tokens stop at once.
-        client = find_client(partner["client_id"])
-        if client is None or not client.active:
+        # Re-read the client: a disabled one's tokens, or those from before its secret was
+        # rotated, stop at once.
+        client = client_of_token(partner)
+        if client is None:
             raise invalid_partner_token()
         g.partner_client = client
         if PUBLIC in access:

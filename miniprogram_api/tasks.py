@@ -9,7 +9,10 @@ from app.cases import rules, stats, tasks
 from app.cases.models import ASSISTANCE_TYPES
 from miniprogram_api.blueprint import Blueprint, refuses_valid_input
 from miniprogram_api.policy import allow, require_user
-from miniprogram_api.schemas import PageArgs, RegionCode, UTCDateTime, page_schema
+from miniprogram_api.schemas import (
+    AssessmentIn, BirthYear, BoundedList, ConsentIn, PageArgs, RegionCode, UTCDateTime,
+    page_schema,
+)
 
 class StrictBoolean(fields.Boolean):
     """true or false only: marshmallow's Boolean also takes 1, "yes", "on", ..., which the
@@ -53,10 +56,28 @@ class TaskOut(ma.Schema):
     overdue = fields.Boolean()
     signals = fields.List(fields.Nested(TaskSignalOut))
     outcome = fields.String(allow_none=True)
+    started_at = UTCDateTime(allow_none=True, metadata={
+        "description": "协理员开始处理（POST /tasks/{id}/start）的时间；未开始为 null"})
     completed_at = UTCDateTime(allow_none=True)
+    beneficiary_id = fields.String(allow_none=True, metadata={
+        "description": "该人员的受助人档案（纳入救助时新登记或已有的）"})
 
 
 TaskPage = page_schema(TaskOut, "TaskPage")
+
+
+class EnrolBeneficiaryIn(ma.Schema):
+    """The beneficiary an `enrolled` outcome records for a person who is not one yet; the
+    identity (name, ID number, region; an applicant's phone) comes from the task."""
+
+    alias = fields.String(required=True, validate=validate.Length(min=1, max=32), metadata={
+        "description": "公开显示的化名：不得含真实姓名（单独的姓氏除外）、身份证号、电话等"})
+    birth_year = fields.Integer(load_default=None, validate=BirthYear(), metadata={
+        "description": "缺省时取自身份证号"})
+    assessment = fields.Nested(AssessmentIn, required=True)
+    consents = BoundedList(fields.Nested(ConsentIn), required=True,
+                           validate=validate.Length(min=1, max=10), metadata={
+                               "description": "须含 sensitive_data；未满14周岁须有监护人的 guardian 同意"})
 
 
 class CompleteIn(ma.Schema):
@@ -65,6 +86,9 @@ class CompleteIn(ma.Schema):
                                     validate=validate.OneOf(list(ASSISTANCE_TYPES)))
     note = fields.String(required=True, validate=validate.Length(max=1000))
     wish_id = fields.String(load_default=None, validate=validate.Length(min=1, max=40))
+    beneficiary = fields.Nested(EnrolBeneficiaryIn, load_default=None, metadata={
+        "description": "enrolled 且该人员尚未登记为受助人时必填（同时登记受助人及其同意）；"
+                       "已是受助人时不得填写"})
 
 
 @blp.route("/tasks", methods=["GET"])
@@ -78,17 +102,32 @@ def list_tasks(args):
     return {"items": tasks.views(page.items), "next_cursor": page.next_cursor}
 
 
+@blp.route("/tasks/<task_id>/start", methods=["POST"])
+@blp.response(200, TaskOut)
+@allow("caseworker", "moderator", "admin")
+def start(task_id):
+    """开始处理任务（协理员已接手、将上门走访）：记录开始时间与人员；已开始的再次提交原样返回，
+    已完成的 409 task_closed。申请核实任务的申请由 received 变为 visiting（核实中），并通知申请人"""
+    task = tasks.start_task(require_user(), task_id)
+    return tasks.views([task])[0]
+
+
 @blp.route("/tasks/<task_id>/complete", methods=["POST"])
 @blp.arguments(CompleteIn)
 @blp.response(200, TaskOut)
 @blp.doc(responses=refuses_valid_input(
-    "enrolled 未注明救助类型、其他结果填了救助类型，或 wish_id 不是 wish_opened 的已有心愿"
-    "（validation_error）"))
+    "enrolled 未注明救助类型、其他结果填了救助类型，wish_id 不是 wish_opened 的已有心愿；"
+    "enrolled 时该人员尚未登记为受助人却未提交 beneficiary，或已是受助人却提交了 beneficiary"
+    "（validation_error）；受助人化名含个人信息（pii_in_text）；缺少同意（consent_missing、"
+    "guardian_consent_required）"))
 @allow("caseworker", "moderator")
 def complete(body, task_id):
-    """记录走访结果（每个任务只能完成一次，之后 409 task_closed）；enrolled 须注明救助类型"""
+    """记录走访结果（每个任务只能完成一次，之后 409 task_closed）；enrolled 须注明救助类型，
+    该人员尚未登记为受助人时须同时提交 beneficiary（化名、评估、同意），在同一事务中登记；
+    joint_case 仅记录结果，关联联合救助个案待该功能上线"""
     task = tasks.complete_task(require_user(), task_id, body["outcome"], body["note"],
-                               assistance_type=body["assistance_type"], wish_id=body["wish_id"])
+                               assistance_type=body["assistance_type"], wish_id=body["wish_id"],
+                               beneficiary=body["beneficiary"])
     return tasks.views([task])[0]
 
 
@@ -148,7 +187,8 @@ class CaseStatsArgs(ma.Schema):
 
 
 class ApplicationCounts(ma.Schema):
-    received = fields.Integer()
+    received = fields.Integer(metadata={"description": "收到的申请总数"})
+    visiting = fields.Integer(metadata={"description": "正在入户核实的"})
     approved = fields.Integer()
     refused = fields.Integer()
 
@@ -157,6 +197,7 @@ class CaseStatsOut(ma.Schema):
     signals = fields.Integer()
     alerts = fields.Integer()
     tasks_open = fields.Integer()
+    tasks_started = fields.Integer(metadata={"description": "未完成任务中已有协理员接手的"})
     tasks_done = fields.Integer()
     done_on_time_ratio = fields.Float(allow_none=True)
     outcomes = fields.Dict(keys=fields.String(), values=fields.Integer())

@@ -152,9 +152,20 @@ def test_the_seed_fills_task_lists_and_figures_for_finding_people(app, client):
     assert stats["signals"] > 700 and stats["alerts"] >= 20
     assert stats["tasks_open"] > 5 and stats["tasks_done"] > 5
     assert len(stats["outcomes"]) >= 4
-    assert stats["applications"] == {"received": 3, "approved": 1, "refused": 1}
+    assert stats["applications"] == {"received": 4, "visiting": 1, "approved": 1, "refused": 1}
+    assert stats["tasks_started"] >= 1 and stats["outcomes"]["enrolled"] >= 1
     jieshan = _login(client, "cw.jieshan")
     # Which half of the visits the seed completes follows the random ids: look at both lists.
     tasks = [t for status in ("open", "done") for t in client.get(
         f"/api/v1/tasks?status={status}&limit=100", headers=jieshan).get_json()["items"]]
     assert tasks and all(t["region_code"].startswith("350505101") for t in tasks)
+    # Enrolled visits recorded their beneficiaries; the audit finds every one linked.
+    enrolled = [t for t in client.get("/api/v1/tasks?status=done&limit=100",
+                                      headers=moderator).get_json()["items"]
+                if t["outcome"] == "enrolled"]
+    assert enrolled and all(t["beneficiary_id"] for t in enrolled)
+    from app.audit import run_audit
+
+    with app.app_context():
+        [check] = [r for r in run_audit().results if r.name == "enrolled_tasks_recorded"]
+    assert check.ok, check.failures

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -56,6 +57,18 @@ def check_alias(alias: str, identity: dict[str, str | None]) -> None:
 
 @use_case
 def create_beneficiary(actor: User, data: dict[str, Any]) -> Beneficiary:
+    """POST /beneficiaries: record a beneficiary (see `record_beneficiary`)."""
+    return record_beneficiary(actor, data)
+
+
+def record_beneficiary(actor: User, data: dict[str, Any], now: datetime | None = None
+                       ) -> Beneficiary:
+    """Check and record a beneficiary and their consents in the caller's unit of work: the
+    actor's scope, the ID number's check character, the public alias free of the person's
+    identity, a plausible birth year, the sensitive-data consent and, under 14, the guardian's.
+    `data` is POST /beneficiaries' body (real_name, id_number?, phone?, address?, birth_year,
+    region_code, alias, assessment, consents). Other domains enrolling someone (a visit's
+    `enrolled` outcome) call this inside their own use case, so the rules are one."""
     region = validate_region_code(data["region_code"])
     if not in_scope(actor, region):
         raise Forbidden("forbidden", "该区划不在您的负责范围内")
@@ -69,7 +82,7 @@ def create_beneficiary(actor: User, data: dict[str, Any]) -> Beneficiary:
               "phone": data.get("phone"), "address": data.get("address")}
     alias = data["alias"].strip()
     check_alias(alias, values)
-    now = utcnow()
+    now = now or utcnow()
     age = now.year - data["birth_year"]
     if not 0 <= age <= MAX_AGE:
         raise ValidationFailed(detail="出生年份不合理",

@@ -4,9 +4,11 @@ Sixty fictional residents across the county's towns and villages, each with a ye
 monthly self-paid medical spend from 医保, then, over the last month: medical-spend spikes and
 large bills, long hospital stays, severe disability certificates (残联), a death in the household
 (公安), unemployment registrations (人社) and grid workers' reports (网格). The rules raise their
-alerts and visit tasks; caseworkers complete about half of them with the contract's outcomes;
-three applications reach received, approved and refused. Everything goes through the services
-(`ingest_signals` with a `SignalSource`, `complete_task`, `submit_application`, `decide`).
+alerts and visit tasks; caseworkers complete about half of them with the contract's outcomes
+(an `enrolled` one records the person as a beneficiary with their consent) and have started some
+of the others; four applications reach received, visiting, approved and refused. Everything goes
+through the services (`ingest_signals` with a `SignalSource`, `start_task`, `complete_task`,
+`submit_application`, `decide`).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from app.auth.scope import in_scope
 from app.cases import applications
 from app.cases.models import Alert, Signal, Task
 from app.cases.signals import SignalSource, ingest_signals
-from app.cases.tasks import complete_task
+from app.cases.tasks import complete_task, start_task
 from app.extensions import db
 from app.types import utcnow
 
@@ -33,6 +35,8 @@ GIVEN = ("秀英", "美玉", "金水", "建国", "丽华", "志明", "国强", "
 OUTCOMES = (("enrolled", "dibao"), ("enrolled", "temporary"), ("already_covered", None),
             ("wish_opened", None), ("not_eligible", None), ("declined", None),
             ("enrolled", "dibao_edge"), ("not_found", None))
+# Public aliases of the people enrolled: no character of any demo name, so none holds a name.
+ALIASES = ("独居老人", "困难户", "大病户", "老人家", "务农户")
 SOURCES = {dept: SignalSource(client_id=f"demo-{dept}", department=dept, region_code="350505")
            for dept in ("medical_insurance", "disabled_federation", "public_security",
                         "human_resources", "grid")}
@@ -100,20 +104,32 @@ def seed_cases(staff: dict[str, User], donor_for: Callable[[str, str], User],
     tasks = list(db.session.execute(select(Task).where(Task.status == "open")
                                     .order_by(Task.created_at, Task.id)).scalars())
     for i, task in enumerate(tasks):
-        if i % 2:
-            continue  # about half are still to do
         worker = next(u for u in caseworkers if in_scope(u, task.region_code))
+        if i % 2:  # about half are still to do, some of them in hand
+            if i % 4 == 1:
+                start_task(worker, task.id, now=now)
+            continue
         outcome, kind = OUTCOMES[i // 2 % len(OUTCOMES)]
         complete_task(worker, task.id, outcome, "已入户走访，情况已记录", assistance_type=kind,
-                      now=now)
+                      beneficiary=_enrolment(i) if outcome == "enrolled" else None, now=now)
 
     lines = _applications(staff, donor_for, rng, now)
     signals = db.session.scalar(select(func.count()).select_from(Signal))
     alerts = db.session.scalar(select(func.count()).select_from(Alert))
     open_, done = (db.session.scalar(select(func.count()).where(Task.status == s))
                    for s in ("open", "done"))
+    started = db.session.scalar(select(func.count()).where(Task.status == "open",
+                                                           Task.started_at.is_not(None)))
     return ["", f"Finding people: {signals} signals from 5 departments, {alerts} alerts, "
-                f"tasks {open_} open / {done} done; " + lines]
+                f"tasks {open_} open ({started} in hand) / {done} done; " + lines]
+
+
+def _enrolment(n: int) -> dict:
+    """The beneficiary a visit enrols: alias, assessment, the person's own consent."""
+    return {"alias": ALIASES[n % len(ALIASES)],
+            "assessment": {"categories": ["illness", "livelihood"], "level": "orange"},
+            "consents": [{"kind": "sensitive_data", "given_by": "self",
+                          "notice_version": "2026-01"}]}
 
 
 def _applications(staff: dict[str, User], donor_for, rng: random.Random, now: datetime) -> str:
@@ -122,8 +138,8 @@ def _applications(staff: dict[str, User], donor_for, rng: random.Random, now: da
     worker = next(u for u in staff.values()
                   if u.role == "caseworker" and in_scope(u, village))
     made = []
-    for key, name, fate in (("apl1", "蔡淑珍", "received"), ("apl2", "洪永福", "approved"),
-                            ("apl3", "许月娥", "refused")):
+    for key, name, fate in (("apl1", "蔡淑珍", "received"), ("apl4", "庄秀英", "visiting"),
+                            ("apl2", "洪永福", "approved"), ("apl3", "许月娥", "refused")):
         application = applications.submit_application(donor_for(f"申请人{name[0]}女士", key), {
             "applicant": {"name": name, "id_number": _id_number(rng), "phone": "13905950000",
                           "region_code": village},
@@ -135,8 +151,11 @@ def _applications(staff: dict[str, User], donor_for, rng: random.Random, now: da
         if fate != "received":
             task = db.session.execute(select(Task).where(
                 Task.application_id == application.id)).scalar_one()
+            start_task(worker, task.id, now=now)  # received -> visiting
+        if fate in ("approved", "refused"):
             complete_task(worker, task.id, "not_eligible" if fate == "refused" else "enrolled",
                           "已入户核实", assistance_type="dibao" if fate == "approved" else None,
+                          beneficiary=_enrolment(len(made)) if fate == "approved" else None,
                           now=now)
             applications.decide(moderator, application.id, fate,
                                  assistance_type="dibao" if fate == "approved" else None,

@@ -49,8 +49,8 @@ APPLICATION = Lifecycle(
     name="application",
     statuses=ApplicationStatus,
     moves={(None, "submit"): A.RECEIVED,
-           # A caseworker has the verify task in hand: no route takes this move yet (the
-           # contract names the status but no call for it); completing the task goes on.
+           # A caseworker has the verify task in hand (POST /tasks/{id}/start); completing
+           # the task goes on from either status.
            (A.RECEIVED, "visit"): A.VISITING,
            (A.RECEIVED, "verify"): A.REVIEWING,    # the verify task done straight away
            (A.VISITING, "verify"): A.REVIEWING,

@@ -94,12 +94,17 @@ class Task(db.Model):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A caseworker has it in hand (POST /tasks/{id}/start): who, since when. Still `open`.
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     outcome: Mapped[str | None] = mapped_column(String(24))
     assistance_type: Mapped[str | None] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(String(1000))
     wish_id: Mapped[str | None] = mapped_column(ForeignKey("wishes.id"))
+    # The person's beneficiary when the task was made, or the one an `enrolled` outcome
+    # recorded or found (set on every enrolment since migration 0012).
     beneficiary_id: Mapped[str | None] = mapped_column(ForeignKey("beneficiaries.id"))
 
 

@@ -6,6 +6,7 @@ from app.cases.models import ASSISTANCE_TYPES, Application
 from app.notifications.service import notify_donor
 
 _HINTS = {"received": "申请已受理，工作人员将上门核实",
+          "visiting": "工作人员已接手，将上门入户核实",
           "reviewing": "核实已完成，正在审核",
           "refused": "申请未获批准，可查看原因"}
 

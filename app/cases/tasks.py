@@ -11,12 +11,13 @@ from sqlalchemy import or_, select
 from app.auth.models import CASEWORKER, MODERATOR, User
 from app.auth.scope import in_scope, scope_prefixes
 from app.beneficiaries.models import Beneficiary
+from app.beneficiaries.service import record_beneficiary
 from app.cases.identity import unseal
 from app.cases.lifecycle import ALERT, APPLICATION, TASK, TaskStatus
 from app.cases.notices import tell_applicant
 from app.cases.models import ASSISTANCE_TYPES, Alert, Application, Person, Signal, Task
 from app.divisions import full_name
-from app.errors import Conflict, NotFound, Unavailable, ValidationFailed
+from app.errors import Conflict, DomainError, NotFound, Unavailable, ValidationFailed
 from app.extensions import db
 from app.notifications.service import notify_staff
 from app.pagination import Page, keyset_page
@@ -127,23 +128,56 @@ def views(tasks: list[Task], now: datetime | None = None) -> list[dict[str, Any]
         items.append({**summary(task), "overdue": is_overdue(task, now),
                       "subject": {"name": mask_name(name), "region_code": person.region_code},
                       "signals": signals.get(task.alert_id, []) if task.alert_id else [],
-                      "outcome": task.outcome, "completed_at": task.completed_at})
+                      "outcome": task.outcome, "completed_at": task.completed_at,
+                      "started_at": task.started_at, "beneficiary_id": task.beneficiary_id})
     return items
+
+
+def _task_in_hand(actor: User, task_id: str, closed: str) -> Task:
+    """The task, locked, if the actor's scope covers it (404 otherwise, as if it did not
+    exist); 409 `task_closed` (detail `closed`) once it is done."""
+    task = lock("task", select(Task).where(Task.id == task_id).with_for_update()
+                .execution_options(populate_existing=True)).scalar()
+    if task is None or not in_scope(actor, task.region_code):
+        raise NotFound("未找到该任务")
+    if task.status != TaskStatus.OPEN:
+        raise Conflict("task_closed", closed)
+    return task
+
+
+@use_case
+def start_task(actor: User, task_id: str, now: datetime | None = None) -> Task:
+    """A caseworker has the task in hand (is going to visit): records who and when, once; a
+    second start answers the task as it is. A verify task's application moves from `received`
+    to `visiting` and the applicant is told."""
+    now = now or utcnow()
+    task = _task_in_hand(actor, task_id, "该任务已完成，无需再开始走访")
+    if task.started_at is not None:
+        return task
+    task.started_at, task.started_by = now, actor.id
+    if task.application_id:
+        application = lock("application", select(Application).where(
+            Application.id == task.application_id).with_for_update()
+            .execution_options(populate_existing=True)).scalar_one()
+        if application.status == "received":
+            APPLICATION.move(application, "visit", actor.id, at=now)
+            tell_applicant(application)
+    log.info("task %s started by %s", task.id, actor.id)
+    return task
 
 
 @use_case
 def complete_task(actor: User, task_id: str, outcome: str, note: str | None,
                   assistance_type: str | None = None, wish_id: str | None = None,
+                  beneficiary: dict[str, Any] | None = None,
                   now: datetime | None = None) -> Task:
     """Record a visit's outcome; a task is completed once (409 `task_closed`). `enrolled` sets
-    the person's assistance type (and the linked beneficiary's); a verify task moves its
-    application on to review."""
+    the person's assistance type (and the linked beneficiary's); a person not yet a beneficiary
+    is recorded as one from `beneficiary` (alias, birth year, assessment, consents: the rules
+    of POST /beneficiaries) and their identity as the task knows it, in this same transaction.
+    A verify task moves its application on to review."""
     now = now or utcnow()
-    task = lock("task", select(Task).where(Task.id == task_id).with_for_update()).scalar()
-    if task is None or not in_scope(actor, task.region_code):
-        raise NotFound("未找到该任务")
-    if task.status != TaskStatus.OPEN:
-        raise Conflict("task_closed", "该任务已完成，不能再次提交")
+    task = _task_in_hand(actor, task_id, "该任务已完成，不能再次提交")
     if outcome not in OUTCOMES:
         raise ValidationFailed({"outcome": [f"须为 {'、'.join(OUTCOMES)} 之一"]}, "处理结果无效")
     if outcome == "enrolled":
@@ -153,6 +187,9 @@ def complete_task(actor: User, task_id: str, outcome: str, note: str | None,
     elif assistance_type is not None:
         raise ValidationFailed({"assistance_type": ["仅在纳入救助（enrolled）时填写"]},
                                "仅在纳入救助时填写救助类型")
+    if beneficiary is not None and outcome != "enrolled":
+        raise ValidationFailed({"beneficiary": ["仅在纳入救助（enrolled）时填写"]},
+                               "仅在纳入救助时登记受助人（beneficiary）")
     if wish_id is not None:
         if outcome != "wish_opened":
             raise ValidationFailed({"wish_id": ["仅在开通心愿（wish_opened）时填写"]},
@@ -169,13 +206,15 @@ def complete_task(actor: User, task_id: str, outcome: str, note: str | None,
         APPLICATION.move(application, "verify", actor.id, outcome, at=now)
         tell_applicant(application)
     person = lock("person", select(Person).where(Person.id == task.person_id)
-                  .with_for_update(key_share=True)).scalar_one()
+                  .with_for_update(key_share=True)
+                  .execution_options(populate_existing=True)).scalar_one()
     if outcome == "enrolled":
+        application = (db.session.get(Application, task.application_id)
+                       if task.application_id else None)
+        ben = _enrol(actor, person, application, assistance_type, beneficiary, now)
         person.assistance_type = assistance_type
-        if person.beneficiary_id:
-            ben = lock("beneficiary", select(Beneficiary).where(
-                Beneficiary.id == person.beneficiary_id).with_for_update()).scalar_one()
-            ben.assistance_type = assistance_type
+        ben.assistance_type = assistance_type
+        task.beneficiary_id = ben.id
     if task.alert_id:
         alert = db.session.get(Alert, task.alert_id)
         if alert.status == "open":
@@ -183,6 +222,74 @@ def complete_task(actor: User, task_id: str, outcome: str, note: str | None,
             alert.closed_at = now
     log.info("task %s completed by %s: %s", task.id, actor.id, outcome)
     return task
+
+
+def _linked_beneficiary(person: Person) -> Beneficiary | None:
+    """The person's beneficiary, locked: the one linked, or one recorded since under the same
+    ID number (POST /beneficiaries does not know persons), which is then linked. An erased
+    beneficiary (consent withdrawn) is none: enrolling them again records them anew."""
+    def locked(ben_id: str) -> Beneficiary:
+        return lock("beneficiary", select(Beneficiary).where(Beneficiary.id == ben_id)
+                    .with_for_update().execution_options(populate_existing=True)).scalar_one()
+
+    ben = locked(person.beneficiary_id) if person.beneficiary_id else None
+    if ben is None or ben.erased:
+        ben_id = db.session.execute(
+            select(Beneficiary.id).where(Beneficiary.id_hash == person.id_hash,
+                                         Beneficiary.erased.is_(False))
+            .order_by(Beneficiary.created_at, Beneficiary.id).limit(1)).scalar()
+        ben = locked(ben_id) if ben_id else None
+    if ben is None or ben.erased:
+        return None
+    if person.beneficiary_id != ben.id:
+        person.beneficiary_id = ben.id
+    return ben
+
+
+def _enrol(actor: User, person: Person, application: Application | None,
+           assistance_type: str | None, beneficiary: dict[str, Any] | None,
+           now: datetime) -> Beneficiary:
+    """The beneficiary an `enrolled` outcome sets the assistance type of: the person's own, or
+    (when they have none) a new one recorded from `beneficiary` with the identity the task
+    holds: the name and ID number a partner or the applicant gave, the applicant's phone, the
+    birth year from the ID number unless given. Any refusal rolls back the whole completion."""
+    ben = _linked_beneficiary(person)
+    if ben is not None:
+        if beneficiary is not None:
+            raise ValidationFailed(
+                {"beneficiary": ["该人员已登记为受助人，无需再次登记"]},
+                "该人员已登记为受助人，纳入救助时请勿填写 beneficiary")
+        return ben
+    if beneficiary is None:
+        raise ValidationFailed(
+            {"beneficiary": ["该人员尚未登记为受助人：须填写化名、困难评估和同意"]},
+            "纳入救助的人员尚未登记为受助人，须同时提交 beneficiary（化名、评估、同意）")
+    if application is not None:
+        table, row_id, source = "applications", application.id, application
+        name_enc, region = application.name_enc, application.region_code
+        phone = unseal(application.phone_enc, table, "phone", row_id)
+    else:
+        table, row_id, source = "persons", person.id, person
+        name_enc, region, phone = person.name_enc, person.region_code, None
+    id_number = unseal(source.id_number_enc, table, "id_number", row_id)
+    data = {"real_name": unseal(name_enc, table, "name", row_id) or "",
+            "id_number": id_number, "phone": phone, "region_code": region,
+            "birth_year": beneficiary.get("birth_year") or int(id_number[6:10]),
+            "alias": beneficiary["alias"], "assessment": beneficiary["assessment"],
+            "consents": beneficiary["consents"]}
+    try:
+        ben = record_beneficiary(actor, data, now=now)
+    except DomainError as exc:
+        if exc.errors:  # name the fields as the caller sent them
+            exc.errors = {f"beneficiary.{field}": messages
+                          for field, messages in exc.errors.items()}
+        raise
+    if ben.id_hash != person.id_hash:  # one keyed hash: later signals must find them
+        raise RuntimeError(f"beneficiary {ben.id} hashes its ID number unlike person {person.id}")
+    db.session.flush()  # the beneficiary row before the links to it
+    person.beneficiary_id = ben.id
+    log.info("person %s recorded as beneficiary %s on enrolment", person.id, ben.id)
+    return ben
 
 
 def town_caseworkers(region_code: str) -> list[str]:

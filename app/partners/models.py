@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, String
+from sqlalchemy import Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -24,4 +24,7 @@ class PartnerClient(db.Model):
     # Subjects must lie inside this region prefix; None = everywhere (a city-wide system).
     region_code: Mapped[str | None] = mapped_column(String(12))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Every token carries the version of the secret it was issued under (claim `sv`); rotating
+    # the secret bumps it, so the tokens got with the old secret stop working at once.
+    secret_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

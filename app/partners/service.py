@@ -57,6 +57,38 @@ def set_client_active(client_id: str, active: bool) -> PartnerClient:
     return client
 
 
+@use_case
+def rotate_secret(client_id: str) -> tuple[PartnerClient, str]:
+    """A new secret for the client (returned, never stored); the old secret gets no token any
+    more, and the tokens issued under it stop working at once (their `sv` claim is stale)."""
+    client = db.session.execute(
+        select(PartnerClient).where(PartnerClient.client_id == client_id).with_for_update()
+    ).scalar_one_or_none() if CLIENT_ID_RE.match(client_id or "") else None
+    if client is None:
+        raise NotFound(f"没有合作方客户端 {client_id}")
+    secret = secrets.token_urlsafe(SECRET_BYTES)
+    client.client_secret_hash = hash_password(secret, settings()["PASSWORD_HASH_PROFILE"])
+    client.secret_version = (client.secret_version or 1) + 1
+    log.info("partner client %s: secret rotated (version %d)", client_id, client.secret_version)
+    return client, secret
+
+
+def list_clients() -> list[PartnerClient]:
+    return list(db.session.execute(
+        select(PartnerClient).order_by(PartnerClient.created_at, PartnerClient.id)).scalars())
+
+
+def client_of_token(claims: dict) -> PartnerClient | None:
+    """The client a verified partner token speaks for, re-read on every request: None when it
+    is gone, disabled, or its secret was rotated after the token was issued."""
+    client = find_client(claims.get("client_id"))
+    if client is None or not client.active:
+        return None
+    if claims.get("sv", 1) != client.secret_version:  # tokens from before 0012 carry no `sv`
+        return None
+    return client
+
+
 def find_client(client_id: str) -> PartnerClient | None:
     if not isinstance(client_id, str) or not CLIENT_ID_RE.match(client_id):
         return None

@@ -42,8 +42,10 @@ def _signing_key() -> OctKey:
     return cached
 
 
-def issue_partner_token(client_id: str, scope: str) -> tuple[str, int]:
-    """Return (token, lifetime in seconds) for an authenticated client."""
+def issue_partner_token(client_id: str, scope: str, secret_version: int = 1
+                        ) -> tuple[str, int]:
+    """Return (token, lifetime in seconds) for an authenticated client; `secret_version` (claim
+    `sv`) is the version of the secret it authenticated with (app.partners.service)."""
     ttl = settings()["PARTNER_TOKEN_TTL_SECONDS"]
     now = int(time.time())
     claims = {
@@ -52,6 +54,7 @@ def issue_partner_token(client_id: str, scope: str) -> tuple[str, int]:
         "sub": client_id,
         "client_id": client_id,
         "scope": scope,
+        "sv": secret_version,
         "iat": now,
         "nbf": now - 5,
         "exp": now + ttl,

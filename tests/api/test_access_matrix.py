@@ -165,6 +165,7 @@ MATRIX = [
     Row("GET", f"{P}/tasks",                              "U F A A A A"),
     Row("POST", f"{P}/tasks/<task_id>/complete",          "U F A N A F", target="task",
         body={"outcome": "not_found", "note": "多次上门无人"}),
+    Row("POST", f"{P}/tasks/<task_id>/start",             "U F A N A A", target="task"),
     Row("GET", f"{P}/alert-rules",                        "U F A A A A"),
     Row("PUT", f"{P}/alert-rules",                        "U F F F F A",
         body=lambda world: {"rules": world.default_rules()}),

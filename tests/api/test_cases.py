@@ -4,7 +4,8 @@ overdue tasks escalate once."""
 from __future__ import annotations
 
 from tests.cases.helpers import (
-    SUBJECT_NAME, application_payload, ingest, item, local, spike_task, subject_id,
+    SUBJECT_NAME, application_payload, enrol_beneficiary, ingest, item, local, spike_task,
+    subject_id,
 )
 from tests.factories import OTHER_TOWN, OTHER_VILLAGE, TOWN, VILLAGE
 
@@ -59,7 +60,8 @@ def test_completion_records_the_outcome_once_and_the_stats_count_it(app, client,
 
     res = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=caseworker.headers,
                       json={"outcome": "enrolled", "assistance_type": "temporary",
-                            "note": "家中老人住院，已办理临时救助"})
+                            "note": "家中老人住院，已办理临时救助",
+                            "beneficiary": enrol_beneficiary()})
     assert res.status_code == 200, res.get_json()
     assert res.get_json()["status"] == "done" and res.get_json()["outcome"] == "enrolled"
     again = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=caseworker.headers,
@@ -73,7 +75,8 @@ def test_completion_records_the_outcome_once_and_the_stats_count_it(app, client,
     assert stats["signals"] == 13 and stats["alerts"] == 1
     assert stats["tasks_open"] == 0 and stats["tasks_done"] == 1
     assert stats["outcomes"] == {"enrolled": 1}
-    assert stats["applications"] == {"received": 0, "approved": 0, "refused": 0}
+    assert stats["applications"] == {"received": 0, "visiting": 0, "approved": 0, "refused": 0}
+    assert stats["tasks_started"] == 0
     # Done after its due time (the test runs later than 2026-11-11): not on time.
     assert stats["done_on_time_ratio"] == 0.0
     everywhere = client.get("/api/v1/cases/stats", headers=actors.moderator().headers).get_json()
@@ -145,7 +148,7 @@ def test_an_application_walks_from_received_to_approved(app, client, actors):
             .order_by(OutboxMessage.id)).scalars().all()
     assert [p["status"] for p in told] == ["received", "reviewing", "approved"]
     stats = client.get("/api/v1/cases/stats", headers=moderator.headers).get_json()
-    assert stats["applications"] == {"received": 1, "approved": 1, "refused": 0}
+    assert stats["applications"] == {"received": 1, "visiting": 0, "approved": 1, "refused": 0}
     # Decided once: a second decision is refused by the lifecycle.
     twice = client.post(f"/api/v1/applications/{application['id']}/decision",
                         headers=moderator.headers, json={"decision": "refused", "reason": "x"})

@@ -17,7 +17,8 @@ BODYLESS = {("post", "/api/v1/wishes/{wish_id}/submit"),
             ("post", "/api/v1/me/notifications/{notification_id}/read"),
             ("post", "/api/v1/claims/{claim_id}/release"),
             ("post", "/api/v1/claims/{claim_id}/confirm"),
-            ("post", "/api/v1/disbursements/{disbursement_id}/approve")}
+            ("post", "/api/v1/disbursements/{disbursement_id}/approve"),
+            ("post", "/api/v1/tasks/{task_id}/start")}
 # Operations whose body is multipart/form-data (photo uploads), not JSON.
 MULTIPART = {("post", "/api/v1/claims/{claim_id}/proofs")}
 # Operations whose body is a form (application/x-www-form-urlencoded): OAuth's token endpoint.

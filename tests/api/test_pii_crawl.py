@@ -63,6 +63,7 @@ STAFF_ONLY = {
     ("POST", f"{API}/disbursements/<disbursement_id>/reject"),
     ("POST", f"{API}/ledger/reversals"),
     ("GET", f"{API}/tasks"), ("POST", f"{API}/tasks/<task_id>/complete"),
+    ("POST", f"{API}/tasks/<task_id>/start"),
     ("GET", f"{API}/alert-rules"), ("PUT", f"{API}/alert-rules"),
     ("GET", f"{API}/cases/stats"), ("POST", f"{API}/applications/<application_id>/decision"),
 }

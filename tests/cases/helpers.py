@@ -74,3 +74,11 @@ def spike_task(app, *, alert_at: datetime, id_no: str | None = None,
                                 self_paid_fen=180_000)], now=alert_at)
     assert answers[0].get("alert_id"), answers
     return answers[0]
+
+
+def enrol_beneficiary(alias: str = "阿婆", **overrides: Any) -> dict[str, Any]:
+    """The `beneficiary` of an `enrolled` completion for a person not yet a beneficiary."""
+    return {"alias": alias,
+            "assessment": {"categories": ["illness"], "level": "orange"},
+            "consents": [{"kind": "sensitive_data", "given_by": "self",
+                          "notice_version": "2026-10"}], **overrides}
