@@ -43,7 +43,8 @@ def _copy(url: str, tree: merkle.MemoryTree, leaves: list[bytes], start: int, en
         conn.execute("ANALYZE ledger_nodes")
 
 
-def measure(sizes: list[int], rng, median_us, pg_url: str, redis_url: str) -> list[dict]:
+def measure(sizes: list[int], rng, median_us, pg_url: str, redis_url: str,
+            appends: int = APPENDS) -> list[dict]:
     from app import create_app
     from app.extensions import db
     from app.ledger import log
@@ -57,12 +58,15 @@ def measure(sizes: list[int], rng, median_us, pg_url: str, redis_url: str) -> li
         harness.migrate(url, redis_url)
         app = create_app({"DATABASE_URL": url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING"})
         with app.app_context():
-            t0 = time.perf_counter()
-            for i in range(APPENDS):
+            if appends > max(sizes):
+                raise SystemExit(f"--appends {appends} is more than the largest size")
+            t0, c0 = time.perf_counter(), time.process_time()
+            for i in range(appends):
                 log.append("in_kind_fulfilment", _entry(i), "bench", f"b{i}")
                 db.session.commit()
-            append_rate = APPENDS / (time.perf_counter() - t0)
-            loaded = APPENDS
+            append_rate = appends / (time.perf_counter() - t0)
+            append_cpu_ms = (time.process_time() - c0) / appends * 1e3
+            loaded = appends  # a size below it is a prefix of the appended log
             for n in sizes:
                 if n > loaded:
                     _copy(url, tree, leaves, loaded, n)
@@ -74,7 +78,8 @@ def measure(sizes: list[int], rng, median_us, pg_url: str, redis_url: str) -> li
                 firsts = [rng.randrange(1, n + 1) for _ in range(301)]
                 inc = median_us(log.inclusion, [(i, n) for i in indexes])
                 con = median_us(log.consistency, [(f, n) for f in firsts])
-                rows.append({"n": n, "db_append": append_rate, "db_inclusion_us": inc[1],
+                rows.append({"n": n, "db_append": append_rate, "appends": appends,
+                             "append_cpu_ms": append_cpu_ms, "db_inclusion_us": inc[1],
                              "db_consistency_us": con[1]})
             db.session.remove()
             db.engine.dispose()
