@@ -141,11 +141,15 @@ SELECT -1 AS level, log.size AS index, NULL AS hash,
         WHERE e.source_type = :source_type AND e.source_id = :source_id) AS existing
 FROM log
 UNION ALL
-SELECT node.level, node.index, node.hash, NULL
+SELECT b.level, (log.size >> b.level) - 1,
+       (SELECT node.hash FROM ledger_nodes AS node
+        WHERE node.level = b.level AND node.index = (log.size >> b.level) - 1),
+       NULL
 FROM log CROSS JOIN generate_series(0, 62) AS b(level)
-JOIN ledger_nodes AS node ON node.level = b.level AND node.index = (log.size >> b.level) - 1
 WHERE (log.size + 1) % (CAST(2 AS bigint) << b.level) = 0
 """)
+# (Each node is a correlated subquery, a primary-key look-up by both columns whatever the
+# planner's estimates; as a join, it once chose to scan a whole level and filter.)
 
 # The entry and all its nodes (its leaf hash at level 0 and every subtree it completes) in one
 # statement whatever their number: the nodes go as three arrays.
@@ -175,7 +179,7 @@ def _look_up(source_type: str, source_id: str, postgres: bool):
     if postgres:
         rows = db.session.execute(_LOOKUP, params).all()
         existing, index = rows[0][3], rows[0][1]
-        return existing, index, {(lv, i): bytes(h) for lv, i, h, _ in rows[1:]}
+        return existing, index, {(lv, i): bytes(h) for lv, i, h, _ in rows[1:] if h is not None}
     existing, last = db.session.execute(_EXISTING_AND_SIZE, params).one()
     index = 0 if last is None else last + 1
     if existing is not None:

@@ -157,6 +157,10 @@ def main(argv: list[str] | None = None) -> None:
               f"{db_rows[0]['db_append']:,.0f} entries/s ({db_rows[0]['appends']:,} appends, one "
               f"transaction each; {db_rows[0]['append_cpu_ms']:.2f} ms CPU of this process an "
               "append; larger logs bulk-loaded with COPY)")
+        last = db_rows[-1]
+        print(f"append on the log of {last['n']:,}: {last['db_append_at_n']:,.0f} entries/s "
+              f"({last['appends_at_n']:,} appends; {last['append_cpu_ms_at_n']:.2f} ms CPU an "
+              "append)")
         if rows:
             print(f"{'size':>9} | {'incl µs':>9} {'vs memory':>9} | {'cons µs':>9} "
                   f"{'vs memory':>9}")
