@@ -177,9 +177,14 @@ def _look_up(source_type: str, source_id: str, postgres: bool):
     """(existing index or None, size, {address: hash} of the left children the leaf completes)."""
     params = {"source_type": source_type, "source_id": source_id}
     if postgres:
-        rows = db.session.execute(_LOOKUP, params).all()
-        existing, index = rows[0][3], rows[0][1]
-        return existing, index, {(lv, i): bytes(h) for lv, i, h, _ in rows[1:] if h is not None}
+        existing = index = None
+        lefts = {}
+        for level, i, hash_, found in db.session.execute(_LOOKUP, params):
+            if level == -1:  # (UNION ALL promises no order)
+                existing, index = found, i
+            elif hash_ is not None:
+                lefts[(level, i)] = bytes(hash_)
+        return existing, index, lefts
     existing, last = db.session.execute(_EXISTING_AND_SIZE, params).one()
     index = 0 if last is None else last + 1
     if existing is not None:
