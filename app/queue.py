@@ -20,7 +20,7 @@ from typing import Any
 import redis
 from rq import Queue
 from rq.exceptions import DuplicateJobError
-from rq.job import JobStatus, validate_job_id
+from rq.job import Job, JobStatus, validate_job_id
 from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.utils import utcparse
@@ -43,9 +43,13 @@ JOB_HEARTBEAT_SECONDS = 5
 ABANDONED_AFTER_SECONDS = 4 * JOB_HEARTBEAT_SECONDS
 
 
-def get_queue(name: str, connection: redis.Redis | None = None) -> Queue:
+def _check_queue(name: str) -> None:
     if name not in QUEUES:
         raise ValueError(f"unknown queue {name!r}; known: {', '.join(QUEUES)}")
+
+
+def get_queue(name: str, connection: redis.Redis | None = None) -> Queue:
+    _check_queue(name)
     return Queue(name, connection=connection or get_redis(), serializer=SERIALIZER)
 
 
@@ -89,13 +93,16 @@ def ring(queue_name: str, func_path: str, args: tuple = (), kwargs: dict | None 
     kwargs = kwargs or {}
     _check_job(func_path, args, kwargs)
     validate_job_id(key)
-    queue = get_queue(queue_name, connection)
-    job_key = queue.job_class.key_for(key)
-    # The common case under load, a bell already waiting, in one round trip: a job seen waiting
-    # after this ring's commit runs after it, whatever happens to it next.
-    status = queue.connection.hget(job_key, "status")
+    _check_queue(queue_name)
+    connection = connection or get_redis()
+    job_key = Job.key_for(key)  # the job class get_queue's queues use
+    # The common case under load, a bell already waiting, in one round trip (and no Queue
+    # object): a job seen waiting after this ring's commit runs after it, whatever happens to
+    # it next.
+    status = connection.hget(job_key, "status")
     if status is not None and status.decode() in _WAITING:
         return False
+    queue = get_queue(queue_name, connection)
     with queue.connection.pipeline() as pipe:
         while True:
             try:
@@ -173,7 +180,7 @@ def ring_after_commit(session: Session, queue_name: str, func_path: str, *args: 
     _check_job(func_path, args, {})
     validate_job_id(key)
     connection = get_redis()  # taken now: the commit may happen outside an app context
-    get_queue(queue_name, connection)  # an unknown queue fails here, not after the commit
+    _check_queue(queue_name)  # an unknown queue fails here, not after the commit
     on_commit(session, lambda: ring(queue_name, func_path, args, key=key, again=again,
                                     connection=connection), key=f"ring:{key}")
 

@@ -6,8 +6,9 @@ while the numbers it was rendered under still hold (at most FEED_CACHE_SECONDS i
 - the wish wall under the feed *generation* (app.wishes.feed_cache): the JSON feed's own rule;
 - a wish's page under that wish's *card version* (any change to the wish row, which every claim
   step makes, bumps it) and the *ledger version* (its link into the ledger depends on the size);
-- the ledger's pages under the ledger version, which a flush hook here bumps whenever a session
-  adds a ledger entry, once before the commit and once after it, as the card versions are.
+- the ledger's pages under the ledger version, which a commit hook here bumps whenever a
+  transaction appended a ledger entry, once before the commit and once after it, as the card
+  versions are.
 
 The numbers are read before the database is, so a page rendered from a state that changed
 meanwhile is stored under a number already gone. A process trusts a number it read for
@@ -33,6 +34,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from app.ledger import log as ledger_log
 from app.redis_conn import get_redis
 from app.uow import on_commit
 from app.wishes import feed_cache
@@ -176,8 +178,10 @@ def ledger(key: Hashable, render: Callable[[], bytes]) -> bytes:
 # --- the ledger version ------------------------------------------------------------------------
 
 def _bump_ledger(client: redis.Redis) -> None:
-    client.set(LEDGER_VERSION_KEY, _epoch(), nx=True)
-    client.incr(LEDGER_VERSION_KEY)
+    with client.pipeline(transaction=False) as pipe:  # one round trip
+        pipe.set(LEDGER_VERSION_KEY, _epoch(), nx=True)
+        pipe.incr(LEDGER_VERSION_KEY)
+        pipe.execute()
 
 
 def _safely_bump_ledger() -> None:
@@ -187,13 +191,13 @@ def _safely_bump_ledger() -> None:
         log.warning("could not bump the ledger version; cached ledger pages expire by TTL")
 
 
-def _ledger_grows(session: Session, _flush_context, _instances) -> None:
-    """Any session adding a ledger entry (app.ledger.log.append, whatever called it) makes the
-    ledger's pages, and the wish pages that link into it, stale."""
-    from app.ledger.models import LedgerEntry
-
-    if not any(isinstance(obj, LedgerEntry) for obj in session.new):
+def _ledger_grows(session: Session) -> None:
+    """Any transaction that appended to the ledger (app.ledger.log.append, whatever called it;
+    its INSERT is not the ORM's, so no flush shows it) makes the ledger's pages, and the wish
+    pages that link into it, stale: bumped before its commit and once after."""
+    if not ledger_log.appended_in(session):
         return
+    session.info[_WROTE] = True
     if not has_app_context():  # no app, no Redis, no process serving pages from this session
         return
     _safely_bump_ledger()
@@ -221,7 +225,7 @@ def _forget_write(session: Session) -> None:
     session.info.pop(_WROTE, None)
 
 
-_LISTENERS = (("before_flush", _ledger_grows), ("before_flush", _note_write),
+_LISTENERS = (("before_commit", _ledger_grows), ("before_flush", _note_write),
               ("after_commit", _forget_numbers), ("after_rollback", _forget_write))
 
 

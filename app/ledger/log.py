@@ -12,7 +12,7 @@ import os
 import threading
 from collections import OrderedDict
 
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import bindparam, func, insert, select, text, tuple_
 
 from app.errors import DomainError, ValidationFailed
 from app.extensions import db
@@ -21,6 +21,7 @@ from app.ledger.canonical import canonical
 from app.ledger.models import LedgerCheckpoint, LedgerEntry, LedgerNode
 from app.queue import ring_after_commit
 from app.settings import instance_path, resources, settings
+from app.types import utcnow
 from app.uow import lock, use_case
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,20 @@ DEV_KEY_NAME = "weixinyuan.localhost/ledger"
 CHECKPOINT_BELL = "ledger-checkpoint"  # the signing job's id (app.queue.ring)
 
 
-def _lock() -> None:
-    advisory = None
-    if db.session.get_bind().dialect.name == "postgresql":
-        advisory = text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=LOCK_KEY)
-    lock("ledger", advisory)  # always the last lock a transaction takes (app.uow.LOCK_ORDER)
+# Taken first by every ledger writer, held to the end of its transaction. The key is written into
+# the statement: one constant statement, compiled once.
+_ADVISORY_LOCK = text(f"SELECT pg_advisory_xact_lock({LOCK_KEY})")
+
+
+def _postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def _lock(postgres: bool | None = None) -> None:
+    if postgres is None:
+        postgres = _postgres()
+    # always the last lock a transaction takes (app.uow.LOCK_ORDER); SQLite has one writer anyway
+    lock("ledger", _ADVISORY_LOCK if postgres else None)
 
 
 def size() -> int:
@@ -82,8 +92,7 @@ _APPENDED = "ledger_appended_in"
 
 
 def _appended_in_this_transaction() -> bool:
-    session = db.session()
-    return session.info.get(_APPENDED) is session.get_transaction()
+    return appended_in(db.session())
 
 
 def _nodes(addresses, cached: bool = False) -> dict[tuple[int, int], bytes]:
@@ -119,39 +128,116 @@ def _plan_nodes(plan) -> list[tuple[int, int]]:
     return [address for element in plan for address in element]
 
 
+# An append on PostgreSQL is four statements: the lock, this look-up, one INSERT, the commit.
+# The look-up answers, under the lock, in one snapshot: whether the business event has its entry
+# already (`existing`, on the first row), the log's size n (`index` of the first row, level -1),
+# and the nodes the new leaf n completes subtrees with. Those are the left children of
+# merkle.completed_by(n): for each level b below the number of trailing one bits of n, the
+# perfect subtree of 2^b leaves just before the new leaf, node(b, (n >> b) - 1).
+_LOOKUP = text("""
+WITH log AS (SELECT coalesce(max(index) + 1, 0) AS size FROM ledger_entries)
+SELECT -1 AS level, log.size AS index, NULL AS hash,
+       (SELECT e.index FROM ledger_entries AS e
+        WHERE e.source_type = :source_type AND e.source_id = :source_id) AS existing
+FROM log
+UNION ALL
+SELECT b.level, (log.size >> b.level) - 1,
+       (SELECT node.hash FROM ledger_nodes AS node
+        WHERE node.level = b.level AND node.index = (log.size >> b.level) - 1),
+       NULL
+FROM log CROSS JOIN generate_series(0, 62) AS b(level)
+WHERE (log.size + 1) % (CAST(2 AS bigint) << b.level) = 0
+""")
+# (Each node is a correlated subquery, a primary-key look-up by both columns whatever the
+# planner's estimates; as a join, it once chose to scan a whole level and filter.)
+
+# The entry and all its nodes (its leaf hash at level 0 and every subtree it completes) in one
+# statement whatever their number: the nodes go as three arrays.
+_INSERT = text("""
+WITH entry AS (
+    INSERT INTO ledger_entries (index, leaf, leaf_hash, kind, source_type, source_id, created_at)
+    VALUES (:index, :leaf, :leaf_hash, :kind, :source_type, :source_id, :created_at)
+)
+INSERT INTO ledger_nodes (level, index, hash)
+SELECT * FROM unnest(CAST(:levels AS integer[]), CAST(:indexes AS bigint[]),
+                     CAST(:hashes AS bytea[]))
+""")
+
+# Other databases (SQLite in development): the same work in portable statements.
+_EXISTING_AND_SIZE = select(
+    select(LedgerEntry.__table__.c.index).where(
+        LedgerEntry.__table__.c.source_type == bindparam("source_type"),
+        LedgerEntry.__table__.c.source_id == bindparam("source_id")).scalar_subquery(),
+    select(func.max(LedgerEntry.__table__.c.index)).scalar_subquery())
+_INSERT_ENTRY = insert(LedgerEntry.__table__)
+_INSERT_NODES = insert(LedgerNode.__table__)
+
+
+def _look_up(source_type: str, source_id: str, postgres: bool):
+    """(existing index or None, size, {address: hash} of the left children the leaf completes)."""
+    params = {"source_type": source_type, "source_id": source_id}
+    if postgres:
+        existing = index = None
+        lefts = {}
+        for level, i, hash_, found in db.session.execute(_LOOKUP, params):
+            if level == -1:  # (UNION ALL promises no order)
+                existing, index = found, i
+            elif hash_ is not None:
+                lefts[(level, i)] = bytes(hash_)
+        return existing, index, lefts
+    existing, last = db.session.execute(_EXISTING_AND_SIZE, params).one()
+    index = 0 if last is None else last + 1
+    if existing is not None:
+        return existing, index, {}
+    return None, index, _nodes((level - 1, 2 * i) for level, i in merkle.completed_by(index))
+
+
 def append(kind: str, entry: dict, source_type: str, source_id: str) -> int:
     """Add one entry inside the caller's unit of work; the same (source_type, source_id) again
     returns the index it already has. Returns the entry's index."""
-    _lock()
+    postgres = _postgres()
+    _lock(postgres)
+    session = db.session()
     # Nodes this transaction reads may be its own, uncommitted: not for the node cache.
-    db.session.info[_APPENDED] = db.session().get_transaction()
-    existing = db.session.execute(select(LedgerEntry.index).where(
-        LedgerEntry.source_type == source_type, LedgerEntry.source_id == source_id)).scalar()
+    session.info[_APPENDED] = session.get_transaction()
+    existing, index, lefts = _look_up(source_type, source_id, postgres)
     if existing is not None:
         return existing
-    index = size()
     leaf = canonical(entry)
     leaf_hash = merkle.leaf_hash(leaf)
-    completed = merkle.completed_by(index)
     # Each completed node's left child is an older stored node; its right child is the one just
     # made below it (the new leaf at the bottom).
-    lefts = _nodes((level - 1, 2 * i) for level, i in completed)
-    new_nodes = [LedgerNode(level=0, index=index, hash=leaf_hash)]
+    completed = merkle.completed_by(index)
+    if len(lefts) != len(completed):
+        raise RuntimeError(f"ledger nodes missing from the store below leaf {index}")
+    levels, indexes, hashes = [0], [index], [leaf_hash]
     right = leaf_hash
     for level, i in completed:
         right = merkle.node_hash(lefts[(level - 1, 2 * i)], right)
-        new_nodes.append(LedgerNode(level=level, index=i, hash=right))
-    db.session.add(LedgerEntry(index=index, leaf=leaf, leaf_hash=leaf_hash, kind=kind,
-                               source_type=source_type, source_id=source_id))
-    db.session.add_all(new_nodes)
-    db.session.flush()
+        levels.append(level)
+        indexes.append(i)
+        hashes.append(right)
+    row = {"index": index, "leaf": leaf, "leaf_hash": leaf_hash, "kind": kind,
+           "source_type": source_type, "source_id": source_id, "created_at": utcnow()}
+    if postgres:
+        session.execute(_INSERT, {**row, "levels": levels, "indexes": indexes, "hashes": hashes})
+    else:
+        session.execute(_INSERT_ENTRY, row)
+        session.execute(_INSERT_NODES, [{"level": lv, "index": i, "hash": h}
+                                        for lv, i, h in zip(levels, indexes, hashes)])
     # Publish: once this commits, a job signs a checkpoint covering it. One job id for all
     # appends: a burst of commits adds nothing while a signing job waits, and one running
     # already (it may have read the tree before this commit) runs once more (`again`). The
     # periodic ledger-checkpoint job rings the same bell if this one is lost.
-    ring_after_commit(db.session, "ledger", "workers.jobs.sign_checkpoint",
+    ring_after_commit(session, "ledger", "workers.jobs.sign_checkpoint",
                       key=CHECKPOINT_BELL, again=True)
     return index
+
+
+def appended_in(session) -> bool:
+    """Whether `session`'s current transaction appended (the public site's page cache asks
+    before a commit: the ledger's pages change with it)."""
+    return session.info.get(_APPENDED) is session.get_transaction()
 
 
 def root(tree_size: int) -> bytes:

@@ -5,7 +5,8 @@ Append throughput is measured through `log.append`, one transaction per entry as
 too long for a bounded benchmark, so larger logs are bulk-loaded with COPY from a MemoryTree built
 from the same leaves (the same rows `log.append` would write; the roots are checked to agree), and
 proofs are then timed through `log.inclusion` / `log.consistency`: a size query plus one indexed
-query for the O(log n) nodes, then assembly.
+query for the O(log n) nodes, then assembly. Last, appends are timed again on the largest log
+(at most 500): an append's cost must not grow with the log.
 """
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def _copy(url: str, tree: merkle.MemoryTree, leaves: list[bytes], start: int, en
         conn.execute("ANALYZE ledger_nodes")
 
 
-def measure(sizes: list[int], rng, median_us, pg_url: str, redis_url: str) -> list[dict]:
+def measure(sizes: list[int], rng, median_us, pg_url: str, redis_url: str,
+            appends: int = APPENDS) -> list[dict]:
     from app import create_app
     from app.extensions import db
     from app.ledger import log
@@ -57,12 +59,15 @@ def measure(sizes: list[int], rng, median_us, pg_url: str, redis_url: str) -> li
         harness.migrate(url, redis_url)
         app = create_app({"DATABASE_URL": url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING"})
         with app.app_context():
-            t0 = time.perf_counter()
-            for i in range(APPENDS):
+            if appends > max(sizes):
+                raise SystemExit(f"--appends {appends} is more than the largest size")
+            t0, c0 = time.perf_counter(), time.process_time()
+            for i in range(appends):
                 log.append("in_kind_fulfilment", _entry(i), "bench", f"b{i}")
                 db.session.commit()
-            append_rate = APPENDS / (time.perf_counter() - t0)
-            loaded = APPENDS
+            append_rate = appends / (time.perf_counter() - t0)
+            append_cpu_ms = (time.process_time() - c0) / appends * 1e3
+            loaded = appends  # a size below it is a prefix of the appended log
             for n in sizes:
                 if n > loaded:
                     _copy(url, tree, leaves, loaded, n)
@@ -74,8 +79,19 @@ def measure(sizes: list[int], rng, median_us, pg_url: str, redis_url: str) -> li
                 firsts = [rng.randrange(1, n + 1) for _ in range(301)]
                 inc = median_us(log.inclusion, [(i, n) for i in indexes])
                 con = median_us(log.consistency, [(f, n) for f in firsts])
-                rows.append({"n": n, "db_append": append_rate, "db_inclusion_us": inc[1],
+                rows.append({"n": n, "db_append": append_rate, "appends": appends,
+                             "append_cpu_ms": append_cpu_ms, "db_inclusion_us": inc[1],
                              "db_consistency_us": con[1]})
+            # Appends again on the largest log: their cost must not grow with it.
+            n = max(sizes)
+            t0, c0 = time.perf_counter(), time.process_time()
+            late = min(appends, 500)
+            for i in range(n, n + late):
+                log.append("in_kind_fulfilment", _entry(i), "bench", f"b{i}")
+                db.session.commit()
+            rows[-1]["db_append_at_n"] = late / (time.perf_counter() - t0)
+            rows[-1]["append_cpu_ms_at_n"] = (time.process_time() - c0) / late * 1e3
+            rows[-1]["appends_at_n"] = late
             db.session.remove()
             db.engine.dispose()
     return rows

@@ -6,6 +6,7 @@ against the full tree), and prints the ratios and how proof time grows with log2
 
     python -m bench.ledger.run            # up to 10^6 entries (about 1-2 minutes)
     python -m bench.ledger.run --quick    # stops at 10^5
+    python -m bench.ledger.run --quick --db-only   # only the PostgreSQL log (no pymerkle needed)
 
 pymerkle is GPL, so it is a bench-only dependency and never in requirements.txt; install it into
 the virtualenv by hand: `pip install pymerkle` (measured with 7.0.0).
@@ -38,8 +39,7 @@ from app.ledger import merkle
 try:
     from pymerkle import InmemoryTree
 except ImportError:  # pragma: no cover - depends on the machine
-    sys.exit("pymerkle is not installed: `pip install pymerkle` into the virtualenv "
-             "(bench-only, GPL; never add it to requirements.txt)")
+    InmemoryTree = None
 
 CHALLENGES = 1000
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -117,38 +117,63 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="stop at 10^5 entries")
     parser.add_argument("--no-db", action="store_true",
                         help="skip the database-backed log (needs PostgreSQL; bench/ledger/db.py)")
+    parser.add_argument("--db-only", action="store_true",
+                        help="only the database-backed log: appends and proofs from PostgreSQL "
+                             "(no in-memory trees, no pymerkle)")
+    parser.add_argument("--appends", type=int, default=None,
+                        help="database appends to time, one transaction each (default 1000)")
     args = parser.parse_args(argv)
+    if args.db_only and args.no_db:
+        parser.error("--db-only and --no-db exclude each other")
+    if not args.db_only and InmemoryTree is None:
+        sys.exit("pymerkle is not installed: `pip install pymerkle` into the virtualenv "
+                 "(bench-only, GPL; never add it to requirements.txt), or run --db-only")
     sizes = [10**3, 10**4, 10**5] + ([] if args.quick else [10**6])
     rng = random.Random(6962)
-    measure(1000, random.Random(0))  # warm-up: first-call costs land in no row
     rows = []
-    for n in sizes:
-        t0 = time.perf_counter()
-        rows.append(measure(n, rng))
-        print(f"  n={n:,} measured in {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
-    print("ratios: append = ours/pymerkle (higher is better for us); "
-          "proofs = pymerkle/ours (higher is better for us)")
-    print(_table(rows))
-    print("pymerkle cold first proof (µs, fills its subtree cache): "
-          + ", ".join(f"n={r['n']:,}: incl {r['inclusion_pymerkle_cold_us']:,.0f} / "
-                      f"cons {r['consistency_pymerkle_cold_us']:,.0f}" for r in rows))
+    if not args.db_only:
+        measure(1000, random.Random(0))  # warm-up: first-call costs land in no row
+        for n in sizes:
+            t0 = time.perf_counter()
+            rows.append(measure(n, rng))
+            print(f"  n={n:,} measured in {time.perf_counter() - t0:.1f}s", file=sys.stderr,
+                  flush=True)
+        print("ratios: append = ours/pymerkle (higher is better for us); "
+              "proofs = pymerkle/ours (higher is better for us)")
+        print(_table(rows))
+        print("pymerkle cold first proof (µs, fills its subtree cache): "
+              + ", ".join(f"n={r['n']:,}: incl {r['inclusion_pymerkle_cold_us']:,.0f} / "
+                          f"cons {r['consistency_pymerkle_cold_us']:,.0f}" for r in rows))
     results = {"memory": rows}
     if not args.no_db:
         from bench.ledger import db as dbbench
 
         t0 = time.perf_counter()
-        db_rows = dbbench.measure(sizes, rng, _median_us, *dbbench.default_urls())
+        db_rows = dbbench.measure(sizes, rng, _median_us, *dbbench.default_urls(),
+                                  appends=args.appends or dbbench.APPENDS)
         print(f"  database log measured in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
         results["database"] = db_rows
         print("\ndatabase-backed app.ledger.log on PostgreSQL: append "
-              f"{db_rows[0]['db_append']:,.0f} entries/s ({dbbench.APPENDS:,} appends, one "
-              "transaction each; larger logs bulk-loaded with COPY)")
-        print(f"{'size':>9} | {'incl µs':>9} {'vs memory':>9} | {'cons µs':>9} {'vs memory':>9}")
-        for d, m in zip(db_rows, rows):
-            print(f"{d['n']:>9,} | {d['db_inclusion_us']:>9.0f} "
-                  f"{d['db_inclusion_us'] / m['inclusion_ours_us']:>8.0f}x | "
-                  f"{d['db_consistency_us']:>9.0f} "
-                  f"{d['db_consistency_us'] / m['consistency_ours_us']:>8.0f}x")
+              f"{db_rows[0]['db_append']:,.0f} entries/s ({db_rows[0]['appends']:,} appends, one "
+              f"transaction each; {db_rows[0]['append_cpu_ms']:.2f} ms CPU of this process an "
+              "append; larger logs bulk-loaded with COPY)")
+        last = db_rows[-1]
+        print(f"append on the log of {last['n']:,}: {last['db_append_at_n']:,.0f} entries/s "
+              f"({last['appends_at_n']:,} appends; {last['append_cpu_ms_at_n']:.2f} ms CPU an "
+              "append)")
+        if rows:
+            print(f"{'size':>9} | {'incl µs':>9} {'vs memory':>9} | {'cons µs':>9} "
+                  f"{'vs memory':>9}")
+            for d, m in zip(db_rows, rows):
+                print(f"{d['n']:>9,} | {d['db_inclusion_us']:>9.0f} "
+                      f"{d['db_inclusion_us'] / m['inclusion_ours_us']:>8.0f}x | "
+                      f"{d['db_consistency_us']:>9.0f} "
+                      f"{d['db_consistency_us'] / m['consistency_ours_us']:>8.0f}x")
+        else:
+            print(f"{'size':>9} | {'incl µs':>9} | {'cons µs':>9}")
+            for d in db_rows:
+                print(f"{d['n']:>9,} | {d['db_inclusion_us']:>9.0f} | "
+                      f"{d['db_consistency_us']:>9.0f}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"ledger-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2))

@@ -120,6 +120,45 @@ def test_a_proof_never_serves_cached_nodes_of_an_append_that_rolled_back(app):
             merkle.check_inclusion(leaf, index, 8, log.inclusion(index, 8), root)
 
 
+def test_concurrent_appends_take_turns_and_every_index_and_node_is_right(app, needs_postgres):
+    """Eight writers, released together, each append 16 entries (one transaction each) and one
+    business event twice: the advisory lock makes them take turns, so the indices are dense, the
+    event has one entry and the stored tree is the reference tree of what was committed."""
+    from tests.concurrency import run_together
+
+    def writer(w: int):
+        def run() -> list[int]:
+            with app.app_context():
+                got = []
+                for k in range(16):
+                    n = 1000 * w + k
+                    got.append(_append(n))
+                    if k == 8:
+                        got.append(log.append("in_kind_fulfilment", _entry(-1), "test", "same"))
+                    db.session.commit()
+                db.session.remove()
+                return got
+        return run
+
+    with app.app_context():
+        _append(-2)
+        db.session.commit()
+    results = run_together([writer(w) for w in range(8)])
+    with app.app_context():
+        rows = log.entries(0, 1000)
+        assert [r.index for r in rows] == list(range(1 + 8 * 16 + 1))
+        assert len({i for got in results for i in got}) == 8 * 16 + 1  # "same": one index
+        reference = merkle.MemoryTree()
+        for row in rows:
+            reference.append(bytes(row.leaf))
+            assert bytes(row.leaf_hash) == merkle.leaf_hash(bytes(row.leaf))
+        n = len(rows)
+        assert db.session.execute(select(func.count()).select_from(LedgerNode)).scalar_one() \
+            == n + n - bin(n).count("1")
+        for size in range(1, n + 1):
+            assert log.root(size) == reference.root(size)
+
+
 def test_appending_the_same_business_event_twice_returns_its_existing_index(app):
     with app.app_context():
         assert _append(0, "claim-a") == 0
