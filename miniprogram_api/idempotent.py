@@ -17,7 +17,7 @@ from flask import Flask, Response, current_app, g, make_response, request
 from app import idempotency, uow
 from app.errors import DomainError
 from app.extensions import db
-from miniprogram_api.policy import current_user, require_user
+from miniprogram_api.policy import WITH_USER_ATTR, current_user, require_user
 from miniprogram_api.problems import render
 from miniprogram_api.ratelimit import EXEMPT_ATTR
 
@@ -115,12 +115,25 @@ def _body_parts() -> list[bytes]:
     return [request.get_data(cache=True)]
 
 
+def _answered_with_user(user_id_column):
+    """For the access policy: `answered_before` read in the statement that loads the caller
+    (None without a valid key: nothing to look up, or left to `answered_before`'s guarded
+    look-up, which a key the database refuses cannot turn into a 500)."""
+    key = request.headers.get("Idempotency-Key")
+    try:
+        key = idempotency.validate_key(key)
+    except DomainError:
+        return None
+    return idempotency.answered(user_id_column, key)
+
+
 def answered_before() -> bool:
     """For the rate limiter: whether this request's Idempotency-Key already has its answer
     stored. Such a request is answered from the record, doing no work (the stored answer, or 422
     `idempotency_key_reused` if it is not the same request), so it costs no limit slot: a
     donor's retry after the limit still gets the answer. Decided without reading the body (a
-    photo upload over the limit is refused before it is read); once per request."""
+    photo upload over the limit is refused before it is read); once per request, usually by the
+    token check, with the user (`_answered_with_user`)."""
     if "idempotency_answered" not in g:
         user, key = current_user(), request.headers.get("Idempotency-Key")
         answered = False
@@ -175,6 +188,7 @@ def idempotent(render_resource: Callable[[str], Response]) -> Callable:
                 return response
 
         setattr(wrapper, EXEMPT_ATTR, answered_before)
+        setattr(wrapper, WITH_USER_ATTR, ("idempotency_answered", _answered_with_user))
         return wrapper
 
     return decorator
