@@ -42,6 +42,11 @@ class _Renewer:
         self._holds: dict[int, list] = {}  # token -> [app, hold, lease_seconds, started, due]
         self._tokens = itertools.count()
         self._pid: int | None = None
+        # When the renewing thread wakes up next by itself (None: it waits for a notify). A new
+        # hold wakes it only if its first beat is due before that: with one lease for every
+        # request that is the first hold after a quiet spell, not every request (a thread
+        # woken per request cost a context switch and a turn of the GIL each time).
+        self._wake_at: float | None = None
 
     @contextmanager
     def holding(self, app: Flask, hold: idempotency.Hold, lease_seconds: int):
@@ -51,11 +56,14 @@ class _Renewer:
             if self._pid != os.getpid():  # first use in this process (or a fork's child)
                 self._pid = os.getpid()
                 self._holds.clear()
+                self._wake_at = None
                 threading.Thread(target=self._run, name="idempotency-leases",
                                  daemon=True).start()
-            self._holds[token] = [app, hold, lease_seconds, started,
-                                  started + lease_seconds / 3]
-            self._cond.notify()
+            due = started + lease_seconds / 3
+            self._holds[token] = [app, hold, lease_seconds, started, due]
+            if self._wake_at is None or due < self._wake_at:
+                self._wake_at = due  # the thread recomputes it when it wakes
+                self._cond.notify()
         try:
             yield
         finally:
@@ -69,6 +77,7 @@ class _Renewer:
                 due = [(token, entry) for token, entry in self._holds.items() if entry[4] <= now]
                 if not due:
                     nearest = min((entry[4] for entry in self._holds.values()), default=None)
+                    self._wake_at = nearest
                     self._cond.wait(None if nearest is None else nearest - now)
                     continue
                 for _token, entry in due:
