@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (JSON, ColumnElement, ForeignKey, Integer, LargeBinary, String,
-                        UniqueConstraint, delete, exists, insert, select, update)
+                        UniqueConstraint, bindparam, delete, exists, insert, select, update)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -90,12 +90,25 @@ class Hold:
 # Core statements on the table, not ORM units of work: the request never reads the record as an
 # object (a Hold carries what it needs, a Replay what it answers), and SQLAlchemy's ORM flush and
 # its bulk UPDATE path (session synchronisation, ORM compile state) cost more CPU than the
-# statements themselves. Each runs in the caller's unit of work, which commits it.
+# statements themselves. Each runs in the caller's unit of work, which commits it. The ones of
+# every request are built once, with their values as parameters (building a statement and its
+# cache key cost as much CPU as sending it).
 _T = IdempotencyRecord.__table__
+_HELD = (_T.c.id == bindparam("held_id"), _T.c.owner == bindparam("held_owner"))
+_BEGIN = insert(_T).returning(_T.c.id)
+_ATTACH = update(_T).where(*_HELD, _T.c.resource_id.is_(None)).values(
+    resource_type=bindparam("r_type"), resource_id=bindparam("r_id"))
+_FINISH = update(_T).where(*_HELD).values(
+    state="done", response_status=bindparam("r_status"), response_headers=bindparam("r_headers"),
+    response_body=bindparam("r_body"), owner=None, lease_until=None)
 
 
 def _held(hold: Hold):
     return _T.c.id == hold.record_id, _T.c.owner == hold.owner
+
+
+def _held_params(hold: Hold) -> dict[str, Any]:
+    return {"held_id": hold.record_id, "held_owner": hold.owner}
 
 
 def _in_use() -> DomainError:
@@ -127,11 +140,10 @@ def begin(user_id: str, key: str, fp: str, lease: timedelta = DEFAULT_LEASE) -> 
     now = utcnow()
     try:
         with unit_of_work(keep_loaded=True):  # the request's user stays loaded for its work
-            record_id = db.session.execute(
-                insert(_T).values(user_id=user_id, key=key, fingerprint=fp, state="in_flight",
-                                  created_at=now, expires_at=now + IDEMPOTENCY_TTL,
-                                  owner=owner, lease_until=now + lease)
-                .returning(_T.c.id)).scalar_one()
+            record_id = db.session.execute(_BEGIN, {
+                "user_id": user_id, "key": key, "fingerprint": fp, "state": "in_flight",
+                "created_at": now, "expires_at": now + IDEMPOTENCY_TTL, "owner": owner,
+                "lease_until": now + lease}).scalar_one()
         return Hold(record_id, owner, None)
     except IntegrityError:
         pass
@@ -194,9 +206,8 @@ def attach(hold: Hold | None, resource_type: str, resource_id: str) -> None:
     this request still holds it (otherwise 409, and the unit of work commits nothing)."""
     if hold is None:
         return
-    result = db.session.execute(
-        update(_T).where(*_held(hold), _T.c.resource_id.is_(None))
-        .values(resource_type=resource_type, resource_id=resource_id))
+    result = db.session.execute(_ATTACH, {**_held_params(hold), "r_type": resource_type,
+                                          "r_id": resource_id})
     if result.rowcount != 1:
         log.warning("idempotency record %s was taken over; its late owner commits nothing",
                     hold.record_id)
@@ -208,10 +219,8 @@ def finish(hold: Hold, status: int, headers: dict[str, str], body: bytes) -> Non
     """Store the answer and let the record go. A request that lost its record stores nothing:
     the record's new owner answers for it."""
     with unit_of_work(keep_loaded=True):  # the request is answered: nothing is read after this
-        db.session.execute(
-            update(_T).where(*_held(hold))
-            .values(state="done", response_status=status, response_headers=headers,
-                    response_body=body, owner=None, lease_until=None))
+        db.session.execute(_FINISH, {**_held_params(hold), "r_status": status,
+                                     "r_headers": headers, "r_body": body})
 
 
 def abandon(hold: Hold) -> None:

@@ -14,7 +14,10 @@ from typing import Callable
 
 from flask import Flask, Response, current_app, g, make_response, request
 
+from sqlalchemy import bindparam
+
 from app import idempotency, uow
+from app.auth.models import User
 from app.errors import DomainError
 from app.extensions import db
 from miniprogram_api.policy import WITH_USER_ATTR, current_user, require_user
@@ -124,16 +127,17 @@ def _body_parts() -> list[bytes]:
     return [request.get_data(cache=True)]
 
 
-def _answered_with_user(user_id_column):
-    """For the access policy: `answered_before` read in the statement that loads the caller
-    (None without a valid key: nothing to look up, or left to `answered_before`'s guarded
-    look-up, which a key the database refuses cannot turn into a 500)."""
-    key = request.headers.get("Idempotency-Key")
+# For the access policy: `answered_before` read in the statement that loads the caller.
+_ANSWERED = idempotency.answered(User.id, bindparam("idempotency_key"))
+
+
+def _answered_params() -> dict[str, str] | None:
+    """The key to look up, or None without a valid key: nothing to look up, or left to
+    `answered_before`'s guarded look-up (a key the database refuses must not make a 500)."""
     try:
-        key = idempotency.validate_key(key)
+        return {"idempotency_key": idempotency.validate_key(request.headers.get("Idempotency-Key"))}
     except DomainError:
         return None
-    return idempotency.answered(user_id_column, key)
 
 
 def answered_before() -> bool:
@@ -142,7 +146,7 @@ def answered_before() -> bool:
     `idempotency_key_reused` if it is not the same request), so it costs no limit slot: a
     donor's retry after the limit still gets the answer. Decided without reading the body (a
     photo upload over the limit is refused before it is read); once per request, usually by the
-    token check, with the user (`_answered_with_user`)."""
+    token check, with the user (`_ANSWERED`)."""
     if "idempotency_answered" not in g:
         user, key = current_user(), request.headers.get("Idempotency-Key")
         answered = False
@@ -197,7 +201,7 @@ def idempotent(render_resource: Callable[[str], Response]) -> Callable:
                 return response
 
         setattr(wrapper, EXEMPT_ATTR, answered_before)
-        setattr(wrapper, WITH_USER_ATTR, ("idempotency_answered", _answered_with_user))
+        setattr(wrapper, WITH_USER_ATTR, ("idempotency_answered", _ANSWERED, _answered_params))
         return wrapper
 
     return decorator

@@ -20,7 +20,7 @@ from typing import Callable
 
 from flask import Flask, g, request
 from flask_smorest import Blueprint
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import lazyload
 
 from app.auth.models import ROLES, User
@@ -46,9 +46,10 @@ PARTNER_BASIC_SCHEME = "partnerBasic"
 SCOPES_ATTR = "__scopes__"
 SELF_AUTH_ATTR = "__authenticates_itself__"
 # A view may have the token check read one more value in the statement that loads the caller:
-# `(name, expression)`, where `expression(User.id)` is an SQL expression to read with the user
-# (or None for this request); its value lands in `g.<name>`. @idempotent reads whether the
-# request's Idempotency-Key is already answered this way (one statement less per write).
+# `(name, expression, params)`, where `expression` is an SQL expression over `User.id` and bind
+# parameters that `params()` gives for this request (None: nothing to read this time); its value
+# lands in `g.<name>`. @idempotent reads whether the request's Idempotency-Key is already
+# answered this way (one statement less per write).
 WITH_USER_ATTR = "__read_with_user__"
 
 
@@ -130,15 +131,26 @@ def _caller_from_header(with_user=None) -> tuple[User | None, dict | None]:
     return _user_from_token(token.strip(), with_user), None
 
 
+_WITH_USER: dict[int, tuple] = {}  # id(expression) -> (expression, its statement), built once
+
+
+def _user_with(expression):
+    known = _WITH_USER.get(id(expression))
+    if known is None:
+        known = _WITH_USER[id(expression)] = (expression, select(User, expression).where(
+            User.id == bindparam("with_user_id")).options(lazyload(User.regions)))
+    return known[1]
+
+
 def _user_from_token(token: str, with_user=None) -> User:
     claims = decode_access_token(token)
-    extra = with_user[1](User.id) if with_user is not None else None
-    if extra is None:
+    params = with_user[2]() if with_user is not None else None
+    if params is None:
         # The staff regions only when a scope check reads them: a donor's request never does.
         user = db.session.get(User, claims["sub"], options=[lazyload(User.regions)])
     else:
-        row = db.session.execute(select(User, extra).where(User.id == claims["sub"])
-                                 .options(lazyload(User.regions))).first()
+        row = db.session.execute(_user_with(with_user[1]),
+                                 {"with_user_id": claims["sub"], **params}).first()
         user = None
         if row is not None:
             user = row[0]
