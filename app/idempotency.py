@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (JSON, ForeignKey, Integer, LargeBinary, String, UniqueConstraint, delete,
-                        select, update)
+from sqlalchemy import (JSON, ColumnElement, ForeignKey, Integer, LargeBinary, String,
+                        UniqueConstraint, bindparam, delete, exists, insert, select, update)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -87,15 +87,28 @@ class Hold:
     resource_id: str | None
 
 
-# The record's changes after begin() are plain UPDATEs: nothing in the session reads the
-# record object again (a Hold carries what the request needs), so SQLAlchemy need not search
-# the session for it on every statement (its default, "auto" synchronisation, costs more CPU
-# than the statement).
-_UNSYNCHRONIZED = {"synchronize_session": False}
+# Core statements on the table, not ORM units of work: the request never reads the record as an
+# object (a Hold carries what it needs, a Replay what it answers), and SQLAlchemy's ORM flush and
+# its bulk UPDATE path (session synchronisation, ORM compile state) cost more CPU than the
+# statements themselves. Each runs in the caller's unit of work, which commits it. The ones of
+# every request are built once, with their values as parameters (building a statement and its
+# cache key cost as much CPU as sending it).
+_T = IdempotencyRecord.__table__
+_HELD = (_T.c.id == bindparam("held_id"), _T.c.owner == bindparam("held_owner"))
+_BEGIN = insert(_T).returning(_T.c.id)
+_ATTACH = update(_T).where(*_HELD, _T.c.resource_id.is_(None)).values(
+    resource_type=bindparam("r_type"), resource_id=bindparam("r_id"))
+_FINISH = update(_T).where(*_HELD).values(
+    state="done", response_status=bindparam("r_status"), response_headers=bindparam("r_headers"),
+    response_body=bindparam("r_body"), owner=None, lease_until=None)
 
 
 def _held(hold: Hold):
-    return IdempotencyRecord.id == hold.record_id, IdempotencyRecord.owner == hold.owner
+    return _T.c.id == hold.record_id, _T.c.owner == hold.owner
+
+
+def _held_params(hold: Hold) -> dict[str, Any]:
+    return {"held_id": hold.record_id, "held_owner": hold.owner}
 
 
 def _in_use() -> DomainError:
@@ -127,14 +140,11 @@ def begin(user_id: str, key: str, fp: str, lease: timedelta = DEFAULT_LEASE) -> 
     now = utcnow()
     try:
         with unit_of_work(keep_loaded=True):  # the request's user stays loaded for its work
-            record = IdempotencyRecord(user_id=user_id, key=key, fingerprint=fp,
-                                       state="in_flight", created_at=now,
-                                       expires_at=now + IDEMPOTENCY_TTL, owner=owner,
-                                       lease_until=now + lease)
-            db.session.add(record)
-            db.session.flush()
-            hold = Hold(record.id, owner, None)
-        return hold
+            record_id = db.session.execute(_BEGIN, {
+                "user_id": user_id, "key": key, "fingerprint": fp, "state": "in_flight",
+                "created_at": now, "expires_at": now + IDEMPOTENCY_TTL, "owner": owner,
+                "lease_until": now + lease}).scalar_one()
+        return Hold(record_id, owner, None)
     except IntegrityError:
         pass
     with unit_of_work() as uow:
@@ -171,11 +181,13 @@ def _existing(existing: IdempotencyRecord, fp: str, owner: str,
 def is_answered(user_id: str, key: str) -> bool:
     """Whether this user's key already has its answer stored. A request with it is answered from
     the record (the stored answer, or 422 `idempotency_key_reused`) without doing any work."""
-    return db.session.execute(
-        select(IdempotencyRecord.id).where(IdempotencyRecord.user_id == user_id,
-                                           IdempotencyRecord.key == key,
-                                           IdempotencyRecord.state == "done")
-    ).first() is not None
+    return db.session.execute(select(answered(user_id, key))).scalar_one()
+
+
+def answered(user_id: str | ColumnElement, key: str) -> ColumnElement[bool]:
+    """`is_answered` as an SQL expression, for a caller that folds it into a statement of its
+    own (the token check reads it with the user: `answered(User.id, key)`)."""
+    return exists().where(_T.c.user_id == user_id, _T.c.key == key, _T.c.state == "done")
 
 
 @use_case
@@ -183,8 +195,8 @@ def renew(hold: Hold, lease: timedelta = DEFAULT_LEASE) -> bool:
     """Extend the lease of a record this request still holds. False once it no longer does
     (done, released or taken over): there is nothing left to renew."""
     result = db.session.execute(
-        update(IdempotencyRecord).where(*_held(hold), IdempotencyRecord.state == "in_flight")
-        .values(lease_until=utcnow() + lease), execution_options=_UNSYNCHRONIZED)
+        update(_T).where(*_held(hold), _T.c.state == "in_flight")
+        .values(lease_until=utcnow() + lease))
     return result.rowcount == 1
 
 
@@ -194,10 +206,8 @@ def attach(hold: Hold | None, resource_type: str, resource_id: str) -> None:
     this request still holds it (otherwise 409, and the unit of work commits nothing)."""
     if hold is None:
         return
-    result = db.session.execute(
-        update(IdempotencyRecord).where(*_held(hold), IdempotencyRecord.resource_id.is_(None))
-        .values(resource_type=resource_type, resource_id=resource_id),
-        execution_options=_UNSYNCHRONIZED)
+    result = db.session.execute(_ATTACH, {**_held_params(hold), "r_type": resource_type,
+                                          "r_id": resource_id})
     if result.rowcount != 1:
         log.warning("idempotency record %s was taken over; its late owner commits nothing",
                     hold.record_id)
@@ -209,11 +219,8 @@ def finish(hold: Hold, status: int, headers: dict[str, str], body: bytes) -> Non
     """Store the answer and let the record go. A request that lost its record stores nothing:
     the record's new owner answers for it."""
     with unit_of_work(keep_loaded=True):  # the request is answered: nothing is read after this
-        db.session.execute(
-            update(IdempotencyRecord).where(*_held(hold))
-            .values(state="done", response_status=status, response_headers=headers,
-                    response_body=body, owner=None, lease_until=None),
-            execution_options=_UNSYNCHRONIZED)
+        db.session.execute(_FINISH, {**_held_params(hold), "r_status": status,
+                                     "r_headers": headers, "r_body": body})
 
 
 def abandon(hold: Hold) -> None:
@@ -221,9 +228,8 @@ def abandon(hold: Hold) -> None:
     (the retry runs anew); with one it stays, released (the retry carries on from it)."""
     reset()  # whatever the failed request left in the session goes first
     with unit_of_work():
-        db.session.execute(delete(IdempotencyRecord).where(
-            *_held(hold), IdempotencyRecord.resource_id.is_(None)))
-        db.session.execute(update(IdempotencyRecord).where(*_held(hold))
+        db.session.execute(delete(_T).where(*_held(hold), _T.c.resource_id.is_(None)))
+        db.session.execute(update(_T).where(*_held(hold))
                            .values(owner=None, lease_until=None))
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, Mapping, TypeVar
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String, event, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.errors import InvalidTransition
@@ -40,6 +40,42 @@ class Transition(db.Model):
     actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     reason: Mapped[str | None] = mapped_column(String(500))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Audit rows of the moves of the current transaction not yet written. They are written with one
+# Core INSERT (no ORM object, identity map or RETURNING of ids: nothing reads them back as
+# objects) by the transaction's next flush, or at its commit if no flush comes first, so a move's
+# row is written in the same transaction as the move, and with the object's own flush when
+# there is one. A rollback drops them with the rest of the transaction.
+_PENDING = "pending_transitions"
+_INSERT = insert(Transition.__table__)
+
+
+def pending_audit(session) -> list[dict[str, Any]]:
+    """The audit rows `session`'s transaction has not written yet (a list the moves append to)."""
+    return session.info.setdefault(_PENDING, [])
+
+
+def write_pending_audit(session: Session) -> None:
+    """Write the pending audit rows now (the flush and the commit do it by themselves)."""
+    rows = session.info.pop(_PENDING, None)
+    if rows:
+        session.connection().execute(_INSERT, rows)
+
+
+@event.listens_for(Session, "before_flush")
+def _audit_at_flush(session: Session, _flush_context, _instances) -> None:
+    write_pending_audit(session)
+
+
+@event.listens_for(Session, "before_commit")
+def _audit_at_commit(session: Session) -> None:
+    write_pending_audit(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_audit(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 @dataclass(frozen=True)
@@ -110,7 +146,7 @@ class Lifecycle(Generic[S]):
     def move(self, obj: Any, action: str, actor_id: str | None, reason: str | None = None, *,
              at: datetime | None = None, session: Session | None = None) -> Moved:
         """Check `action` against the table, set `obj.status`, and write the audit row in the
-        caller's transaction (the caller commits). A new object (status None) is created by the
+        caller's transaction (the caller commits; the row goes with its next flush). A new object (status None) is created by the
         move: it is added to the session and flushed for its id."""
         source = obj.status
         target = self.step(source, action)
@@ -121,15 +157,17 @@ class Lifecycle(Generic[S]):
             session.add(obj)
             if getattr(obj, "id", None) is None:
                 session.flush()  # for the id the audit row names
-        session.add(Transition(entity_type=self.name, entity_id=obj.id, from_status=source,
-                               to_status=target.value, action=action, actor_id=actor_id,
-                               reason=reason, at=now))
+        pending_audit(session).append(
+            {"entity_type": self.name, "entity_id": obj.id, "from_status": source,
+             "to_status": target.value, "action": action, "actor_id": actor_id,
+             "reason": reason, "at": now})
         return Moved(self.name, obj.id, source, target.value, action, actor_id, reason, now)
 
 
 def history(entity_type: str, entity_id: str, session: Session | None = None) -> list[Transition]:
     """Every audit row of one object, oldest first."""
     session = session if session is not None else db.session
+    write_pending_audit(session)
     return list(session.execute(
         db.select(Transition).where(Transition.entity_type == entity_type,
                                     Transition.entity_id == entity_id)

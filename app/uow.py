@@ -71,9 +71,10 @@ class UnitOfWork:
 
     # --- locks ---------------------------------------------------------------------------------
 
-    def lock(self, name: str, statement: Any = None):
+    def lock(self, name: str, statement: Any = None, params: dict[str, Any] | None = None):
         """Take the lock `name` (executing `statement`, a SELECT ... FOR UPDATE or an advisory
-        lock, if given) after checking it respects LOCK_ORDER. Returns the statement's result."""
+        lock, if given, with its bind `params`) after checking it respects LOCK_ORDER. Returns
+        the statement's result."""
         try:
             rank = LOCK_ORDER.index(name)
         except ValueError:
@@ -83,7 +84,7 @@ class UnitOfWork:
                                  f"the order is {' → '.join(LOCK_ORDER)}")
         self._held = rank
         if statement is not None:
-            return self.session.execute(statement)
+            return self.session.execute(statement, params)
         return None
 
     # --- work that waits for the commit --------------------------------------------------------

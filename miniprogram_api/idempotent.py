@@ -14,10 +14,13 @@ from typing import Callable
 
 from flask import Flask, Response, current_app, g, make_response, request
 
+from sqlalchemy import bindparam
+
 from app import idempotency, uow
+from app.auth.models import User
 from app.errors import DomainError
 from app.extensions import db
-from miniprogram_api.policy import current_user, require_user
+from miniprogram_api.policy import WITH_USER_ATTR, current_user, require_user
 from miniprogram_api.problems import render
 from miniprogram_api.ratelimit import EXEMPT_ATTR
 
@@ -42,6 +45,11 @@ class _Renewer:
         self._holds: dict[int, list] = {}  # token -> [app, hold, lease_seconds, started, due]
         self._tokens = itertools.count()
         self._pid: int | None = None
+        # When the renewing thread wakes up next by itself (None: it waits for a notify). A new
+        # hold wakes it only if its first beat is due before that: with one lease for every
+        # request that is the first hold after a quiet spell, not every request (a thread
+        # woken per request cost a context switch and a turn of the GIL each time).
+        self._wake_at: float | None = None
 
     @contextmanager
     def holding(self, app: Flask, hold: idempotency.Hold, lease_seconds: int):
@@ -51,11 +59,14 @@ class _Renewer:
             if self._pid != os.getpid():  # first use in this process (or a fork's child)
                 self._pid = os.getpid()
                 self._holds.clear()
+                self._wake_at = None
                 threading.Thread(target=self._run, name="idempotency-leases",
                                  daemon=True).start()
-            self._holds[token] = [app, hold, lease_seconds, started,
-                                  started + lease_seconds / 3]
-            self._cond.notify()
+            due = started + lease_seconds / 3
+            self._holds[token] = [app, hold, lease_seconds, started, due]
+            if self._wake_at is None or due < self._wake_at:
+                self._wake_at = due  # the thread recomputes it when it wakes
+                self._cond.notify()
         try:
             yield
         finally:
@@ -69,6 +80,7 @@ class _Renewer:
                 due = [(token, entry) for token, entry in self._holds.items() if entry[4] <= now]
                 if not due:
                     nearest = min((entry[4] for entry in self._holds.values()), default=None)
+                    self._wake_at = nearest
                     self._cond.wait(None if nearest is None else nearest - now)
                     continue
                 for _token, entry in due:
@@ -115,12 +127,26 @@ def _body_parts() -> list[bytes]:
     return [request.get_data(cache=True)]
 
 
+# For the access policy: `answered_before` read in the statement that loads the caller.
+_ANSWERED = idempotency.answered(User.id, bindparam("idempotency_key"))
+
+
+def _answered_params() -> dict[str, str] | None:
+    """The key to look up, or None without a valid key: nothing to look up, or left to
+    `answered_before`'s guarded look-up (a key the database refuses must not make a 500)."""
+    try:
+        return {"idempotency_key": idempotency.validate_key(request.headers.get("Idempotency-Key"))}
+    except DomainError:
+        return None
+
+
 def answered_before() -> bool:
     """For the rate limiter: whether this request's Idempotency-Key already has its answer
     stored. Such a request is answered from the record, doing no work (the stored answer, or 422
     `idempotency_key_reused` if it is not the same request), so it costs no limit slot: a
     donor's retry after the limit still gets the answer. Decided without reading the body (a
-    photo upload over the limit is refused before it is read); once per request."""
+    photo upload over the limit is refused before it is read); once per request, usually by the
+    token check, with the user (`_ANSWERED`)."""
     if "idempotency_answered" not in g:
         user, key = current_user(), request.headers.get("Idempotency-Key")
         answered = False
@@ -175,6 +201,7 @@ def idempotent(render_resource: Callable[[str], Response]) -> Callable:
                 return response
 
         setattr(wrapper, EXEMPT_ATTR, answered_before)
+        setattr(wrapper, WITH_USER_ATTR, ("idempotency_answered", _ANSWERED, _answered_params))
         return wrapper
 
     return decorator

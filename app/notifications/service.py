@@ -22,12 +22,23 @@ RELAY_BELL = "outbox-relay"  # the relay job's id (app.queue.ring)
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
+_STATEMENTS: dict[tuple[str, type], Any] = {}
+
+
 def _insert_once(model, rows: list[dict[str, Any]]) -> int:
     """Insert the rows whose dedupe_key is new; return how many were inserted."""
-    insert = _INSERTS[db.session.get_bind().dialect.name]
-    result = db.session.execute(
-        insert(model).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"]))
-    return result.rowcount or 0
+    dialect = db.session.get_bind().dialect.name
+    if len(rows) > 1:
+        result = db.session.execute(_INSERTS[dialect](model.__table__).values(rows)
+                                    .on_conflict_do_nothing(index_elements=["dedupe_key"]))
+        return result.rowcount or 0
+    # One row (a claim's notice, the common case): one statement built once per table, on the
+    # table (Core, not SQLAlchemy's ORM bulk path), the row as its parameters.
+    statement = _STATEMENTS.get((dialect, model))
+    if statement is None:
+        statement = _STATEMENTS[dialect, model] = _INSERTS[dialect](model.__table__) \
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return db.session.execute(statement, rows[0]).rowcount or 0
 
 
 def notify_donor(user_id: str, topic: str, payload: dict[str, Any], dedupe_key: str) -> None:

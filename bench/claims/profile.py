@@ -81,10 +81,11 @@ def main() -> int:
             from pyinstrument import Profiler
             profiler = Profiler(interval=0.0005)
             profiler.start()
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu, times = time.perf_counter(), time.process_time(), os.times()
         for n in range(args.claims):
             statuses[one(n + len(wishes) * args.repeat)] += 1  # a fresh round
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        user, system = (os.times().user - times.user), (os.times().system - times.system)
         if profiler is not None:
             profiler.stop()
             print(profiler.output_text(unicode=True, color=False, show_all=False))
@@ -92,6 +93,7 @@ def main() -> int:
                 Path(args.html).write_text(profiler.output_html())
         print(f"{args.claims} requests in {elapsed:.2f}s: {elapsed / args.claims * 1000:.2f} ms"
               f" wall, {cpu / args.claims * 1000:.2f} ms CPU of this process each"
+              f" ({user / args.claims * 1000:.2f} user, {system / args.claims * 1000:.2f} system)"
               f"{' (profiled)' if profiler else ''}; statuses {dict(statuses)}")
         for name, value in sorted(counts.items()):
             print(f"  {name:<28} {value / args.claims:6.2f} per request")

@@ -266,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         conns = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)
                  for _ in range(args.connections)]
         load_before = os.getloadavg()
+        # CPU from here on: not gunicorn's start-up (importing the app in each process, ~1 s
+        # each), which a short storm would otherwise spread over its requests.
+        cpu_start, pg_start, client_start = (server.cpu_seconds(), postgres_cpu(url),
+                                             time.process_time())
         print(f"gunicorn {gunicorn.describe()}; {args.connections} client threads; "
               f"CLAIM_ACTIVE_LIMIT={args.active_limit}; storm of {args.seconds:g} s")
         try:
@@ -289,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"  {'PASS' if not wrong else 'FAIL'}")
                 if time.monotonic() < deadline:
                     reopen(url)
-            cpu = server.cpu_seconds()
+            cpu = {"gunicorn": server.cpu_seconds() - cpu_start, "gunicorn_start": cpu_start,
+                   "postgres": postgres_cpu(url) - pg_start,
+                   "client": time.process_time() - client_start}
         finally:
             for conn in conns:
                 conn.close()
@@ -301,8 +307,28 @@ def main(argv: list[str] | None = None) -> int:
                   gunicorn.describe(), load_before)
 
 
-def report(args, rounds, latencies, replays, problems, storm_seconds, cpu, gunicorn,
+def postgres_cpu(url: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends of this benchmark's database (Linux
+    /proc, the server on this machine; 0 elsewhere). The app's pool keeps its connections, so the
+    difference over the storm is what its statements cost the server."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    with psycopg.connect(url, autocommit=True) as conn:
+        pids = [pid for (pid,) in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()")]
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / ticks
+
+
+def report(args, rounds, latencies, replays, problems, storm_seconds, cpus, gunicorn,
            load_before) -> int:
+    cpu = cpus["gunicorn"]
     outcomes = Counter(o for _s, o in latencies)
     total = len(latencies)
     created = outcomes.get("201", 0)
@@ -314,6 +340,11 @@ def report(args, rounds, latencies, replays, problems, storm_seconds, cpu, gunic
           f"{'cpu ms/req':>10}")
     print(f"{total:>9} {total / storm_seconds:>7.0f} {created:>7} "
           f"{created / storm_seconds:>8.1f} {len(rounds):>6} {cpu / max(1, total) * 1000:>10.2f}")
+    per = {k: v / max(1, total) * 1000 for k, v in cpus.items()}
+    print(f"cpu ms/req: gunicorn {per['gunicorn']:.2f} (storm only; with its start-up, as "
+          f"measured before 2026-12-07 22:30: {per['gunicorn'] + per['gunicorn_start']:.2f}), "
+          f"PostgreSQL backends {per['postgres']:.2f}, bench client {per['client']:.2f}; "
+          f"the three: {per['gunicorn'] + per['postgres'] + per['client']:.2f}")
     print()
     print(f"{'latency (ms)':<14} {'count':>7} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}")
     for name, values in by.items():
@@ -343,6 +374,7 @@ def report(args, rounds, latencies, replays, problems, storm_seconds, cpu, gunic
         "gunicorn": gunicorn, "storm_seconds": storm_seconds, "requests": total,
         "claims": created, "claims_per_s": created / storm_seconds,
         "requests_per_s": total / storm_seconds, "cpu_ms_per_request": cpu / max(1, total) * 1000,
+        "cpu_ms_per_request_by_process": per,
         "latency_ms": {k: {"p50": pct(v, 50), "p99": pct(v, 99)} for k, v in by.items()},
         "outcomes": dict(outcomes), "replays": dict(replays), "rounds": rounds,
         "problems": problems, "verdict": verdict,
