@@ -15,19 +15,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, String, bindparam, column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.beneficiaries.models import Beneficiary
 from app.cases import rules as alert_rules
-from app.cases.identity import id_hash, id_number_is_valid, normalize_id_number, seal
+from app.cases.identity import id_hasher, id_number_is_valid, normalize_id_number, seal
 from app.cases.lifecycle import ALERT, AlertStatus
 from app.cases.models import Alert, Person, Signal
 from app.cases.tasks import VISIT_ALERT, open_task
 from app.divisions import COUNTY
 from app.extensions import db
 from app.regions import covers, is_region_code
-from app.types import new_id, utcnow
+from app.types import UTCDateTime, new_id, utcnow
 from app.uow import lock, unit_of_work
 
 log = logging.getLogger(__name__)
@@ -153,27 +153,49 @@ def validate_item(source: SignalSource, index: int, item: Any, now: datetime) ->
                   data=_check_data(item["kind"], data))
 
 
+def _dialect():
+    return postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+
+
 def insert_ignoring_duplicates(model, rows: list[dict[str, Any]], conflict: list[str],
                                returning=None):
-    """INSERT ... ON CONFLICT DO NOTHING: a concurrent twin of this batch cannot make it fail."""
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(model).values(rows).on_conflict_do_nothing(index_elements=conflict)
+    """INSERT ... ON CONFLICT DO NOTHING: a concurrent twin of this batch cannot make it fail.
+
+    One constant statement run over the rows (SQLAlchemy's "insertmanyvalues": multi-row
+    INSERTs of up to 1000 rows, RETURNING included): compiled once and cached, where a
+    `values(rows)` statement was compiled anew for every batch, 9,000 parameters at a time."""
+    table = model.__table__
+    statement = _dialect().insert(table).on_conflict_do_nothing(index_elements=conflict)
     if returning is not None:
-        statement = statement.returning(*returning)
-    return db.session.execute(statement)
+        statement = statement.returning(*(table.c[column.key] for column in returning))
+    return db.session.execute(statement, rows)
 
 
-def _persons(valid: list[_Valid], now: datetime) -> dict[str, Person]:
-    """id hash -> Person, made for the subjects seen for the first time (identity encrypted,
-    linked to the beneficiary with the same ID number if there is one)."""
+@dataclass
+class _Person:
+    id: str
+    region_code: str
+    beneficiary_id: str | None
+
+
+def _known_persons(hashes: list[str]) -> dict[str, _Person]:
+    return {key: _Person(person_id, region_code, beneficiary_id)
+            for key, person_id, region_code, beneficiary_id in db.session.execute(
+                select(Person.id_hash, Person.id, Person.region_code, Person.beneficiary_id)
+                .where(Person.id_hash.in_(hashes)))}
+
+
+def _persons(valid: list[_Valid], keys: list[str], now: datetime) -> dict[str, _Person]:
+    """id hash -> person, made for the subjects seen for the first time (identity encrypted,
+    linked to the beneficiary with the same ID number if there is one). `keys` are the items'
+    id hashes. Three statements whatever the batch: look up, insert the new ones, look up
+    those; and one UPDATE run over the persons who moved, if any."""
     newest: dict[str, _Valid] = {}
-    for item in valid:
-        key = id_hash(item.id_number)
+    for item, key in zip(valid, keys):
         if key not in newest or item.observed_at >= newest[key].observed_at:
             newest[key] = item
     hashes = sorted(newest)
-    known = {p.id_hash: p for p in db.session.execute(
-        select(Person).where(Person.id_hash.in_(hashes))).scalars()}
+    known = _known_persons(hashes)
     missing = [h for h in hashes if h not in known]
     if missing:
         linked = dict(db.session.execute(
@@ -188,12 +210,17 @@ def _persons(valid: list[_Valid], now: datetime) -> dict[str, Person]:
                          "beneficiary_id": linked.get(key), "created_at": now,
                          "updated_at": now})
         insert_ignoring_duplicates(Person, rows, ["id_hash"])
-        known.update({p.id_hash: p for p in db.session.execute(
-            select(Person).where(Person.id_hash.in_(missing))).scalars()})
+        known.update(_known_persons(missing))  # ours, or a concurrent batch's
+    moved = []
     for key, item in newest.items():  # where the person lives now: the latest signal says
         person = known[key]
         if person.region_code != item.region_code:
             person.region_code = item.region_code
+            moved.append({"person": person.id, "region": item.region_code})
+    if moved:
+        table = Person.__table__
+        db.session.execute(table.update().where(table.c.id == bindparam("person"))
+                           .values(region_code=bindparam("region"), updated_at=now), moved)
     return known
 
 
@@ -234,8 +261,10 @@ def ingest_signals(source: SignalSource, items: list[dict], *,
 
 def _store_and_evaluate(source: SignalSource, valid: list[_Valid], answers: list[dict[str, Any]],
                         now: datetime) -> None:
-    persons = _persons(valid, now)
-    person_of = {item.index: persons[id_hash(item.id_number)] for item in valid}
+    hasher = id_hasher()
+    keys = [hasher(item.id_number) for item in valid]
+    persons = _persons(valid, keys, now)
+    person_of = {item.index: persons[key] for item, key in zip(valid, keys)}
     inserted = insert_ignoring_duplicates(Signal, [
         {"client_id": source.client_id, "external_id": item.external_id,
          "department": source.department, "kind": item.kind,
@@ -268,7 +297,7 @@ def _store_and_evaluate(source: SignalSource, valid: list[_Valid], answers: list
     # person take turns, so neither makes a second open alert. FOR NO KEY UPDATE (key_share):
     # the signals just inserted hold FOR KEY SHARE on their persons (the foreign key), which a
     # plain FOR UPDATE would wait for, deadlocking two batches that name one person.
-    person_ids = sorted({person_of[item.index].id for item in accepted})
+    person_ids = sorted(grouped)
     if fired:
         lock("person", select(Person.id).where(Person.id.in_(sorted(fired)))
              .order_by(Person.id).with_for_update(key_share=True))
@@ -284,8 +313,11 @@ def _store_and_evaluate(source: SignalSource, valid: list[_Valid], answers: list
         alert = alerts.get(person_id)
         if alert is None:
             person = by_id[person_id]
-            alert = Alert(person_id=person_id, region_code=person.region_code, status=None,
-                          level=level, reasons=names, opened_at=now)
+            # Ids given here, not at the flush: the alerts, tasks and their transitions of the
+            # whole batch are then written together (one multi-row INSERT a table), not one
+            # flush per alert for its id.
+            alert = Alert(id=new_id("alr"), person_id=person_id, region_code=person.region_code,
+                          status=None, level=level, reasons=names, opened_at=now)
             ALERT.move(alert, "raise", None, f"rules v{version}: {', '.join(names)}", at=now)
             open_task(VISIT_ALERT, person.region_code, person_id, now=now, alert_id=alert.id,
                       beneficiary_id=person.beneficiary_id)
@@ -293,43 +325,75 @@ def _store_and_evaluate(source: SignalSource, valid: list[_Valid], answers: list
             log.info("alert %s raised for %s (%s)", alert.id, person_id, ", ".join(names))
         else:
             alert.level = alert_rules.more_urgent(alert.level, level)
-            alert.reasons = sorted(set(alert.reasons) | set(names))
-    joined = defaultdict(list)
+            reasons = sorted(set(alert.reasons) | set(names))
+            if reasons != alert.reasons:
+                alert.reasons = reasons
+    joined = []
     for item in accepted:
         alert = alerts.get(person_of[item.index].id)
         if alert is not None:
             answers[item.index]["alert_id"] = alert.id
-            joined[alert.id].append(signal_ids[item.external_id])
-    for alert_id, ids in joined.items():
-        db.session.execute(db.update(Signal).where(Signal.id.in_(ids)).values(alert_id=alert_id))
+            joined.append({"signal": signal_ids[item.external_id], "alert": alert.id})
+    db.session.flush()  # the new alerts, before the signals point at them
+    if joined:
+        table = Signal.__table__
+        db.session.execute(table.update().where(table.c.id == bindparam("signal"))
+                           .values(alert_id=bindparam("alert")), joined)
 
 
-def _by_person(accepted: list[_Valid], person_of: dict[int, Person]) -> dict[str, list[_Valid]]:
+def _by_person(accepted: list[_Valid], person_of: dict[int, _Person]) -> dict[str, list[_Valid]]:
     grouped: dict[str, list[_Valid]] = defaultdict(list)
     for item in accepted:
         grouped[person_of[item.index].id].append(item)
     return grouped
 
 
+# Each person's medical spend over their own window: one index range scan of
+# ix_signals_person_kind_observed (person_id, kind, observed_at) per person, whatever the table.
+_SPEND_IN_WINDOWS = text(
+    "SELECT s.person_id, s.observed_at,"
+    " COALESCE(CAST(s.data ->> 'self_paid_fen' AS bigint), 0) AS self_paid_fen"
+    " FROM unnest(CAST(:person_ids AS varchar[]), CAST(:starts AS timestamptz[]),"
+    "             CAST(:ends AS timestamptz[])) AS w (person_id, start_at, end_at)"
+    " JOIN signals AS s ON s.person_id = w.person_id AND s.kind = 'medical_spend'"
+    "  AND s.observed_at >= w.start_at AND s.observed_at <= w.end_at"
+).columns(column("person_id", String), column("observed_at", UTCDateTime),
+          column("self_paid_fen", BigInteger))
+
+
 def _spend_of(grouped: dict[str, list[_Valid]], rules
               ) -> dict[str, list[alert_rules.Spend]]:
-    """The medical spend (stored, and this batch's, which is flushed) of the persons with new
-    medical-spend signals, over the window their rules read: one query, an index range per
-    person (person_id, kind, observed_at), so its cost follows the batch, not the table."""
+    """The medical spend (stored, and this batch's, which is inserted) of the persons with new
+    medical-spend signals, over the window their rules read: one query for the batch, an index
+    range per person (person_id, kind, observed_at) over that person's own window, so its cost
+    follows the batch, not the table."""
     if not rules["medical_spend"]["alerts"]:
         return {}
-    windows = {person_id: [alert_rules.spend_window(rules, item.observed_at)
-                           for item in items if item.kind == "medical_spend"]
-               for person_id, items in grouped.items()}
-    windows = {person_id: w for person_id, w in windows.items() if w}
+    windows: dict[str, tuple[datetime, datetime]] = {}
+    for person_id, items in grouped.items():
+        ranges = [alert_rules.spend_window(rules, item.observed_at)
+                  for item in items if item.kind == "medical_spend"]
+        if ranges:
+            windows[person_id] = (min(start for start, _ in ranges),
+                                  max(end for _, end in ranges))
     if not windows:
         return {}
-    start = min(begin for w in windows.values() for begin, _ in w)
-    end = max(finish for w in windows.values() for _, finish in w)
     spend: dict[str, list[alert_rules.Spend]] = defaultdict(list)
-    for person_id, observed_at, data in db.session.execute(
-            select(Signal.person_id, Signal.observed_at, Signal.data).where(
+    if _dialect() is postgresql:
+        people = sorted(windows)
+        rows = db.session.execute(_SPEND_IN_WINDOWS, {
+            "person_ids": people, "starts": [windows[p][0] for p in people],
+            "ends": [windows[p][1] for p in people]})
+    else:  # SQLite (tests without PostgreSQL): one range over all the windows
+        start = min(begin for begin, _ in windows.values())
+        end = max(finish for _, finish in windows.values())
+        rows = db.session.execute(
+            select(Signal.person_id, Signal.observed_at,
+                   Signal.data["self_paid_fen"].as_integer()).where(
                 Signal.person_id.in_(sorted(windows)), Signal.kind == "medical_spend",
-                Signal.observed_at >= start, Signal.observed_at <= end)):
-        spend[person_id].append(alert_rules.Spend(observed_at, int(data.get("self_paid_fen", 0))))
+                Signal.observed_at >= start, Signal.observed_at <= end))
+    for person_id, observed_at, fen in rows:
+        begin, end = windows[person_id]
+        if begin <= observed_at <= end:
+            spend[person_id].append(alert_rules.Spend(observed_at, int(fen or 0)))
     return spend
