@@ -9,13 +9,14 @@ through the (person, kind, observed_at) index, so its cost follows the batch, no
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, String, bindparam, column, select, text
+from sqlalchemy import JSON, any_, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.beneficiaries.models import Beneficiary
@@ -27,7 +28,7 @@ from app.cases.tasks import VISIT_ALERT, open_task
 from app.divisions import COUNTY
 from app.extensions import db
 from app.regions import covers, is_region_code
-from app.types import UTCDateTime, new_id, utcnow
+from app.types import new_id, utcnow
 from app.uow import lock, unit_of_work
 
 log = logging.getLogger(__name__)
@@ -157,18 +158,58 @@ def _dialect():
     return postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
 
 
+def _among(column, values):
+    """`column IN values`. On PostgreSQL `column = ANY(array)`: one parameter, so the statement
+    is short and the same for every batch (psycopg parses a statement's text for its
+    placeholders each time unless it is short enough to cache: 1000 placeholders were a
+    quarter of a batch's CPU)."""
+    values = list(values)
+    if _dialect() is postgresql:
+        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
+
+
 def insert_ignoring_duplicates(model, rows: list[dict[str, Any]], conflict: list[str],
                                returning=None):
     """INSERT ... ON CONFLICT DO NOTHING: a concurrent twin of this batch cannot make it fail.
 
-    One constant statement run over the rows (SQLAlchemy's "insertmanyvalues": multi-row
-    INSERTs of up to 1000 rows, RETURNING included): compiled once and cached, where a
-    `values(rows)` statement was compiled anew for every batch, 9,000 parameters at a time."""
+    On PostgreSQL the rows go as one array a column, `INSERT ... SELECT * FROM unnest(...)`:
+    a short statement whatever the number of rows, where a multi-row VALUES had 9 placeholders
+    a row for SQLAlchemy to compile (never cached: every batch's was new) and psycopg to parse.
+    Elsewhere (SQLite) SQLAlchemy's executemany ("insertmanyvalues")."""
     table = model.__table__
-    statement = _dialect().insert(table).on_conflict_do_nothing(index_elements=conflict)
+    if _dialect() is postgresql and rows:
+        return _insert_unnest(table, rows, conflict, returning)
+    statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict)
     if returning is not None:
         statement = statement.returning(*(table.c[column.key] for column in returning))
     return db.session.execute(statement, rows)
+
+
+def _insert_unnest(table, rows: list[dict[str, Any]], conflict: list[str], returning):
+    dialect = db.session.get_bind().dialect
+    quote = dialect.identifier_preparer.quote
+    names = list(rows[0])
+    arrays: dict[str, list] = {}
+    casts = []
+    for n, name in enumerate(names):
+        column_type = table.c[name].type
+        values = [row[name] for row in rows]
+        if isinstance(column_type, JSON):  # psycopg's own JSON adaptation is for single values
+            serialize = getattr(dialect, "_json_serializer", None) or json.dumps
+            values = [None if v is None else serialize(v) for v in values]
+        else:
+            process = column_type.bind_processor(dialect)  # e.g. UTCDateTime's
+            values = [process(v) for v in values] if process else values
+        arrays[f"c{n}"] = values
+        casts.append(f"CAST(:c{n} AS {column_type.compile(dialect=dialect)}[])")
+    sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)}"
+           f" ({', '.join(quote(name) for name in names)})"
+           f" SELECT * FROM unnest({', '.join(casts)})"
+           f" ON CONFLICT ({', '.join(quote(name) for name in conflict)}) DO NOTHING")
+    if returning is not None:
+        sql += " RETURNING " + ", ".join(quote(column.key) for column in returning)
+    return db.session.execute(text(sql), arrays)
 
 
 @dataclass
@@ -182,7 +223,7 @@ def _known_persons(hashes: list[str]) -> dict[str, _Person]:
     return {key: _Person(person_id, region_code, beneficiary_id)
             for key, person_id, region_code, beneficiary_id in db.session.execute(
                 select(Person.id_hash, Person.id, Person.region_code, Person.beneficiary_id)
-                .where(Person.id_hash.in_(hashes)))}
+                .where(_among(Person.id_hash, hashes)))}
 
 
 def _persons(valid: list[_Valid], keys: list[str], now: datetime) -> dict[str, _Person]:
@@ -199,7 +240,7 @@ def _persons(valid: list[_Valid], keys: list[str], now: datetime) -> dict[str, _
     missing = [h for h in hashes if h not in known]
     if missing:
         linked = dict(db.session.execute(
-            select(Beneficiary.id_hash, Beneficiary.id).where(Beneficiary.id_hash.in_(missing))
+            select(Beneficiary.id_hash, Beneficiary.id).where(_among(Beneficiary.id_hash, missing))
         ).all())
         rows = []
         for key in missing:
@@ -299,10 +340,10 @@ def _store_and_evaluate(source: SignalSource, valid: list[_Valid], answers: list
     # plain FOR UPDATE would wait for, deadlocking two batches that name one person.
     person_ids = sorted(grouped)
     if fired:
-        lock("person", select(Person.id).where(Person.id.in_(sorted(fired)))
+        lock("person", select(Person.id).where(_among(Person.id, sorted(fired)))
              .order_by(Person.id).with_for_update(key_share=True))
     alerts = {a.person_id: a for a in db.session.execute(
-        select(Alert).where(Alert.person_id.in_(person_ids),
+        select(Alert).where(_among(Alert.person_id, person_ids),
                             Alert.status == AlertStatus.OPEN.value)).scalars()}
     by_id = {p.id: p for p in persons.values()}
     for person_id in sorted(fired):
@@ -348,25 +389,15 @@ def _by_person(accepted: list[_Valid], person_of: dict[int, _Person]) -> dict[st
     return grouped
 
 
-# Each person's medical spend over their own window: one index range scan of
-# ix_signals_person_kind_observed (person_id, kind, observed_at) per person, whatever the table.
-_SPEND_IN_WINDOWS = text(
-    "SELECT s.person_id, s.observed_at,"
-    " COALESCE(CAST(s.data ->> 'self_paid_fen' AS bigint), 0) AS self_paid_fen"
-    " FROM unnest(CAST(:person_ids AS varchar[]), CAST(:starts AS timestamptz[]),"
-    "             CAST(:ends AS timestamptz[])) AS w (person_id, start_at, end_at)"
-    " JOIN signals AS s ON s.person_id = w.person_id AND s.kind = 'medical_spend'"
-    "  AND s.observed_at >= w.start_at AND s.observed_at <= w.end_at"
-).columns(column("person_id", String), column("observed_at", UTCDateTime),
-          column("self_paid_fen", BigInteger))
-
-
 def _spend_of(grouped: dict[str, list[_Valid]], rules
               ) -> dict[str, list[alert_rules.Spend]]:
     """The medical spend (stored, and this batch's, which is inserted) of the persons with new
-    medical-spend signals, over the window their rules read: one query for the batch, an index
-    range per person (person_id, kind, observed_at) over that person's own window, so its cost
-    follows the batch, not the table."""
+    medical-spend signals, each over their own window (the rules' 30 days and the 12 months
+    before, `spend_window`): one query for the batch, whose persons' index ranges
+    (person_id, kind, observed_at) PostgreSQL reads in one bitmap scan, so its cost follows the
+    batch, not the table. It reads the range all the windows span (one batch's windows are
+    close: its signals are recent) and each person keeps their own window of it; the amount
+    comes out of the JSON in the database, not as the whole document."""
     if not rules["medical_spend"]["alerts"]:
         return {}
     windows: dict[str, tuple[datetime, datetime]] = {}
@@ -379,21 +410,13 @@ def _spend_of(grouped: dict[str, list[_Valid]], rules
     if not windows:
         return {}
     spend: dict[str, list[alert_rules.Spend]] = defaultdict(list)
-    if _dialect() is postgresql:
-        people = sorted(windows)
-        rows = db.session.execute(_SPEND_IN_WINDOWS, {
-            "person_ids": people, "starts": [windows[p][0] for p in people],
-            "ends": [windows[p][1] for p in people]})
-    else:  # SQLite (tests without PostgreSQL): one range over all the windows
-        start = min(begin for begin, _ in windows.values())
-        end = max(finish for _, finish in windows.values())
-        rows = db.session.execute(
+    for person_id, observed_at, fen in db.session.execute(
             select(Signal.person_id, Signal.observed_at,
-                   Signal.data["self_paid_fen"].as_integer()).where(
-                Signal.person_id.in_(sorted(windows)), Signal.kind == "medical_spend",
-                Signal.observed_at >= start, Signal.observed_at <= end))
-    for person_id, observed_at, fen in rows:
-        begin, end = windows[person_id]
-        if begin <= observed_at <= end:
+                   Signal.data["self_paid_fen"].as_string()).where(
+                _among(Signal.person_id, sorted(windows)), Signal.kind == "medical_spend",
+                Signal.observed_at >= min(start for start, _ in windows.values()),
+                Signal.observed_at <= max(end for _, end in windows.values()))):
+        start, end = windows[person_id]
+        if start <= observed_at <= end:
             spend[person_id].append(alert_rules.Spend(observed_at, int(fen or 0)))
     return spend
