@@ -376,10 +376,19 @@ def _store_and_evaluate(source: SignalSource, valid: list[_Valid], answers: list
             answers[item.index]["alert_id"] = alert.id
             joined.append({"signal": signal_ids[item.external_id], "alert": alert.id})
     db.session.flush()  # the new alerts, before the signals point at them
-    if joined:
+    if joined and _dialect() is postgresql:  # one statement, the pairs as two arrays
+        db.session.execute(_JOIN_ALERTS, {"signals": [j["signal"] for j in joined],
+                                          "alerts": [j["alert"] for j in joined]})
+    elif joined:
         table = Signal.__table__
         db.session.execute(table.update().where(table.c.id == bindparam("signal"))
                            .values(alert_id=bindparam("alert")), joined)
+
+
+_JOIN_ALERTS = text(
+    "UPDATE signals SET alert_id = pair.alert_id"
+    " FROM unnest(CAST(:signals AS integer[]), CAST(:alerts AS varchar[])) AS pair (id, alert_id)"
+    " WHERE signals.id = pair.id")
 
 
 def _by_person(accepted: list[_Valid], person_of: dict[int, _Person]) -> dict[str, list[_Valid]]:

@@ -139,6 +139,16 @@ def _count(app) -> Counter:
         started, head = conn.info.pop("bench_started")
         counts[f"ms  {' '.join(head.split()[:3])}"] += (time.perf_counter() - started) * 1000
 
+    import gc
+    started = {}
+
+    def _gc(phase, info):
+        if phase == "start":
+            started["at"] = time.perf_counter()
+        else:
+            counts[f"gc gen{info['generation']} (ms)"] += (time.perf_counter() - started["at"]) * 1000
+            counts[f"gc gen{info['generation']} runs"] += 1
+    gc.callbacks.append(_gc)
     return counts
 
 
