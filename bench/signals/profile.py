@@ -149,7 +149,8 @@ def _count(app) -> Counter:
         if phase == "start":
             started["at"] = time.perf_counter()
         else:
-            counts[f"gc gen{info['generation']} (ms)"] += (time.perf_counter() - started["at"]) * 1000
+            took = (time.perf_counter() - started["at"]) * 1000
+            counts[f"gc gen{info['generation']} (ms)"] += took
             counts[f"gc gen{info['generation']} runs"] += 1
     gc.callbacks.append(_gc)
     return counts
