@@ -63,8 +63,7 @@ def open_task(kind: str, region_code: str, person_id: str, *, now: datetime,
     """A new open task in the caller's unit of work (its id given now: no flush for it, the
     caller's next flush writes it with the others)."""
     task = Task(id=new_id("tsk"), kind=kind, status=None, region_code=region_code,
-                person_id=person_id,
-                alert_id=alert_id, application_id=application_id,
+                person_id=person_id, alert_id=alert_id, application_id=application_id,
                 beneficiary_id=beneficiary_id, due_at=due_after(now), created_at=now)
     TASK.move(task, "create", None, at=now)
     return task
