@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from typing import Callable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -70,10 +71,21 @@ def id_number_hash(id_number: str) -> str:
     Its secret is IDENTITY_INDEX_KEY, or one derived from SECRET_KEY when that is unset; unlike
     the data encryption keys it cannot rotate without recomputing every stored hash, so it does
     not follow them. Signals, applications and beneficiaries meet on it (app.cases.identity)."""
+    return id_number_hasher()(id_number)
+
+
+def id_number_hasher() -> Callable[[str], str]:
+    """`id_number_hash` with its key worked out once: for hashing a batch of ID numbers."""
     secret = settings().get("IDENTITY_INDEX_KEY")
     key = secret.encode() if secret else hmac.new(
         settings()["SECRET_KEY"].encode(), b"weixinyuan.id_number_index.v1", hashlib.sha256).digest()
-    return hmac.new(key, id_number.strip().upper().encode(), hashlib.sha256).hexdigest()
+    keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def hash_one(id_number: str) -> str:
+        mac = keyed.copy()
+        mac.update(id_number.strip().upper().encode())
+        return mac.hexdigest()
+    return hash_one
 
 
 # --- masks -----------------------------------------------------------------------------------

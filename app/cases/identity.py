@@ -9,7 +9,7 @@ from __future__ import annotations
 from app import pii
 from app.beneficiaries.service import id_number_is_valid
 
-__all__ = ["id_hash", "id_number_is_valid", "normalize_id_number", "seal", "unseal"]
+__all__ = ["id_hash", "id_hasher", "id_number_is_valid", "normalize_id_number", "seal", "unseal"]
 
 
 def normalize_id_number(value: str) -> str:
@@ -19,6 +19,11 @@ def normalize_id_number(value: str) -> str:
 def id_hash(id_number: str) -> str:
     """HMAC-SHA256 of the normalized ID number under the server's identity index secret."""
     return pii.id_number_hash(normalize_id_number(id_number))
+
+
+def id_hasher():
+    """`id_hash` for a batch: the key is worked out once (app.pii.id_number_hasher)."""
+    return pii.id_number_hasher()
 
 
 def seal(value: str | None, table: str, field: str, row_id: str) -> bytes | None:

@@ -25,7 +25,7 @@ from app.pii import mask_name
 from app.uow import lock, use_case
 from app.wishes.models import Wish
 from app.settings import resources, settings
-from app.types import utcnow
+from app.types import new_id, utcnow
 from app.workdays import CalendarYearUnknown, WorkingCalendar, load_extra_years
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,10 @@ def due_after(moment: datetime) -> datetime:
 def open_task(kind: str, region_code: str, person_id: str, *, now: datetime,
               alert_id: str | None = None, application_id: str | None = None,
               beneficiary_id: str | None = None) -> Task:
-    """A new open task in the caller's unit of work."""
-    task = Task(kind=kind, status=None, region_code=region_code, person_id=person_id,
-                alert_id=alert_id, application_id=application_id,
+    """A new open task in the caller's unit of work (its id given now: no flush for it, the
+    caller's next flush writes it with the others)."""
+    task = Task(id=new_id("tsk"), kind=kind, status=None, region_code=region_code,
+                person_id=person_id, alert_id=alert_id, application_id=application_id,
                 beneficiary_id=beneficiary_id, due_at=due_after(now), created_at=now)
     TASK.move(task, "create", None, at=now)
     return task
