@@ -14,6 +14,9 @@ number at most once before its commit (a second flush touching the same wish nee
 the bump after the commit covers every read in between) and once after it; the feed generation
 goes with the card versions of the flush that writes the move, and everything after the commit
 goes in one Redis round trip. If Redis is unreachable the cache is bypassed, not trusted.
+
+Reading the numbers costs no round trip most of the time: each process remembers the numbers it
+read while a subscription tells it which ones every bump changes (version_watch).
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from sqlalchemy.orm import Session, scoped_session
 from app.redis_conn import get_redis
 from app.settings import has_environment
 from app.uow import on_commit
+from app.wishes.version_watch import channel_of, watch
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +94,18 @@ def _epoch() -> int:
 
 
 def _read(client: redis.Redis, key: str, ttl: int | None = None) -> int:
+    trusted = watch.trusted(client)
+    if trusted:
+        known = watch.known(key)
+        if known is not None:
+            return known
+    seq = watch.seq
     value = client.get(key)
     if value is None:
         client.set(key, _epoch(), nx=True, ex=ttl)
         value = client.get(key)
+    if trusted:
+        watch.remember(key, int(value), seq)
     return int(value)
 
 
@@ -124,18 +136,25 @@ def _bumped_in_transaction(session: Session) -> _Bumped:
 
 
 def _bump(generation: bool, wish_ids: Iterable[str]) -> Callable[[redis.Redis], None]:
-    """The feed generation and/or card versions, in one round trip."""
+    """The feed generation and/or card versions, in one round trip that also tells every
+    process's version watch which numbers changed (after the INCRs, so a process that forgets a
+    number reads the new one)."""
     def bump(client: redis.Redis) -> None:
+        names = [GENERATION_KEY] if generation else []
+        names += [CARD_VERSION_KEY.format(wish_id) for wish_id in wish_ids]
         pipe = client.pipeline(transaction=False)
         if generation:
             pipe.set(GENERATION_KEY, _epoch(), nx=True)
             pipe.incr(GENERATION_KEY)
-        for wish_id in wish_ids:
-            key = CARD_VERSION_KEY.format(wish_id)
+        for key in names[1 if generation else 0:]:
             pipe.set(key, _epoch(), nx=True, ex=CARD_VERSION_SECONDS)
             pipe.incr(key)
             pipe.expire(key, CARD_VERSION_SECONDS)
-        pipe.execute()
+        pipe.publish(channel_of(client), "\n".join(names))
+        try:
+            pipe.execute()
+        finally:
+            watch.forget(names)  # this process reads them again, whether the bump got through
     return bump
 
 
@@ -177,6 +196,7 @@ def put(gen: int, key: tuple, body: bytes, etag: str, ttl: float) -> None:
 def clear() -> None:
     _pages.clear()
     _cards.clear()
+    watch.clear()
 
 
 # --- wish cards ----------------------------------------------------------------------------------
@@ -192,7 +212,13 @@ def card(wish_id: str, render: Callable[[], bytes], ttl: float) -> bytes:
     key = CARD_VERSION_KEY.format(wish_id)
     try:
         client = get_redis()
-        raw = client.get(key)
+        trusted = watch.trusted(client)
+        raw = watch.known(key) if trusted else None
+        if raw is None:
+            seq = watch.seq
+            raw = client.get(key)
+            if raw is not None and trusted:
+                watch.remember(key, int(raw), seq)
     except redis.RedisError:
         return render()  # bypass, never trust
     if raw is not None:
@@ -210,6 +236,8 @@ def card(wish_id: str, render: Callable[[], bytes], ttl: float) -> bytes:
         try:
             if client.set(key, epoch, nx=True, ex=CARD_VERSION_SECONDS):
                 _cards.put(epoch, wish_id, body, "", ttl)
+                if trusted:
+                    watch.remember(key, epoch, seq)
         except redis.RedisError:
             pass  # its next reads stay uncached, which is safe
     return body

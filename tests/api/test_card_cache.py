@@ -121,3 +121,93 @@ def test_reading_ids_that_are_no_public_wish_writes_nothing_to_redis(app, client
     for wish_id in ("wsh_doesnotexist", "x" * 200, draft["id"]):
         assert card(client, wish_id).status_code == 404
     assert set(app.extensions["redis"].scan_iter("card:version:*")) == before
+
+
+# --- the version watch: numbers remembered per process, forgotten when Redis says they changed ---
+
+def _watching(app):
+    """This process's version watch, subscribed (it starts on the first read)."""
+    import time
+
+    from app.redis_conn import get_redis
+    from app.wishes.version_watch import watch
+
+    with app.app_context():
+        client = get_redis()
+    deadline = time.monotonic() + 10
+    while not watch.trusted(client):
+        assert time.monotonic() < deadline, "the version watch did not subscribe"
+        time.sleep(0.01)
+    return watch
+
+
+def _retitle_as_another_process(app, wish_id: str, title: str, publish: bool) -> None:
+    """What a write in another process does: the row changes and its card version is bumped
+    through a connection of its own (so nothing in this process forgets the number itself)."""
+    from app.extensions import db
+    from app.wishes.feed_cache import CARD_VERSION_KEY
+    from app.wishes.version_watch import channel_of
+
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE wishes SET title = %s WHERE id = %s", (title, wish_id))
+        other = redis_lib.Redis.from_url(app.config["REDIS_URL"])
+        key = CARD_VERSION_KEY.format(wish_id)
+        other.incr(key)
+        if publish:
+            other.publish(channel_of(other), key)
+        other.close()
+
+
+class _CountingRedis(redis_lib.Redis):
+    """The app's client (same pool), counting the commands sent."""
+
+    def __init__(self, pool) -> None:
+        super().__init__(connection_pool=pool)
+        self.sent: list[str] = []
+
+    def execute_command(self, *args, **options):
+        self.sent.append(str(args[0]))
+        return super().execute_command(*args, **options)
+
+
+def test_a_cached_card_read_asks_redis_nothing_while_the_watch_is_up(app, client, actors,
+                                                                     people):
+    wish = actors.open_wish(*people)
+    cached_card(client, wish["id"])
+    _watching(app)
+    working = app.extensions["redis"]
+    counting = app.extensions["redis"] = _CountingRedis(working.connection_pool)
+    try:
+        for _ in range(5):
+            assert card(client, wish["id"]).status_code == 200
+            assert client.get(f"{API}/wishes").status_code == 200
+    finally:
+        app.extensions["redis"] = working
+    # the feed's generation is read once, then remembered like the card's version
+    assert counting.sent.count("GET") <= 1, counting.sent
+
+
+def test_a_change_another_process_publishes_reaches_the_very_next_read(app, client, actors,
+                                                                       people):
+    wish = actors.open_wish(*people)
+    cached_card(client, wish["id"])
+    _watching(app)
+    for n in range(20):
+        assert cached_card(client, wish["id"])["title"] != f"第{n}台轮椅"
+        _retitle_as_another_process(app, wish["id"], f"第{n}台轮椅", publish=True)
+        assert card(client, wish["id"]).get_json()["title"] == f"第{n}台轮椅"
+
+
+def test_reads_ask_redis_again_once_the_watch_loses_its_connection(app, client, actors, people):
+    wish = actors.open_wish(*people)
+    cached_card(client, wish["id"])
+    watch = _watching(app)
+    host, port = watch._sock.getsockname()[:2]
+    # Redis drops the listener (a restart, a network cut): whatever it would have said is lost
+    app.extensions["redis"].client_kill(f"{host}:{port}")
+    _retitle_as_another_process(app, wish["id"], "断线时改的标题", publish=False)
+    assert card(client, wish["id"]).get_json()["title"] == "断线时改的标题"
+    watch = _watching(app)  # subscribed again: numbers read from now on are remembered again
+    _retitle_as_another_process(app, wish["id"], "重连后改的标题", publish=True)
+    assert card(client, wish["id"]).get_json()["title"] == "重连后改的标题"
