@@ -211,3 +211,29 @@ def test_reads_ask_redis_again_once_the_watch_loses_its_connection(app, client, 
     watch = _watching(app)  # subscribed again: numbers read from now on are remembered again
     _retitle_as_another_process(app, wish["id"], "重连后改的标题", publish=True)
     assert card(client, wish["id"]).get_json()["title"] == "重连后改的标题"
+
+
+def test_a_card_read_on_killed_database_connections_is_answered(app, client, actors, people,
+                                                                needs_postgres):
+    """The card's SELECT runs on the driver connection (app.wishes.public): a connection that
+    died in the pool is found dead, the pool renewed as SQLAlchemy would, and the read (a
+    SELECT, safe to repeat) answered on a new connection, never a 500."""
+    import psycopg
+
+    from app.extensions import db
+
+    wishes = [actors.open_wish(*people)["id"] for _ in range(2)]
+    with app.app_context():
+        url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        for wish_id in wishes:  # each read a miss, on connections killed while in the pool
+            with psycopg.connect(url, autocommit=True) as killer:
+                killer.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            first = card(client, wish_id)  # the SELECT is retried on a new connection
+            assert first.status_code == 200 and first.get_json()["id"] == wish_id
+            again = card(client, wish_id)
+            assert again.status_code == 200 and again.get_json()["id"] == wish_id
+    finally:
+        with app.app_context():
+            db.engine.dispose()  # no killed connection left for the next test's first statement
