@@ -131,6 +131,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from miniprogram_api import ratelimit
     ratelimit.init_app(app)  # after every route is registered: it wraps the limited views
+    miniprogram_api.serve_cached_reads(app)  # cached public reads answered before Flask
 
     from app.cli import register_cli
     register_cli(app)

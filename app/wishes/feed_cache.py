@@ -135,34 +135,52 @@ def _bumped_in_transaction(session: Session) -> _Bumped:
     return held
 
 
-def _bump(generation: bool, wish_ids: Iterable[str]) -> Callable[[redis.Redis], None]:
-    """The feed generation and/or card versions, in one round trip that also tells every
-    process's version watch which numbers changed (after the INCRs, so a process that forgets a
-    number reads the new one)."""
+def _bump(generation: bool, wish_ids: Iterable[str],
+          settle: bool = False) -> Callable[[redis.Redis], None]:
+    """The feed generation and/or card versions (`bump_numbers`), then forgotten here."""
     def bump(client: redis.Redis) -> None:
         names = [GENERATION_KEY] if generation else []
         names += [CARD_VERSION_KEY.format(wish_id) for wish_id in wish_ids]
-        pipe = client.pipeline(transaction=False)
-        if generation:
-            pipe.set(GENERATION_KEY, _epoch(), nx=True)
-            pipe.incr(GENERATION_KEY)
-        for key in names[1 if generation else 0:]:
-            pipe.set(key, _epoch(), nx=True, ex=CARD_VERSION_SECONDS)
-            pipe.incr(key)
-            pipe.expire(key, CARD_VERSION_SECONDS)
-        pipe.publish(channel_of(client), "\n".join(names))
         try:
-            pipe.execute()
+            bump_numbers(client, names, settle=settle)
         finally:
             watch.forget(names)  # this process reads them again, whether the bump got through
     return bump
 
 
+def bump_numbers(client: redis.Redis, names: list[str], settle: bool = False) -> None:
+    """Bump the version numbers `names` in one round trip that also tells every process's version
+    watch they changed (the PUBLISH after the INCRs, so a process that forgets a number reads the
+    new one).
+
+    `settle` (the bump after a commit) adds a second round trip, a PING: Redis writes a PUBLISH's
+    reply and its messages to the listeners' sockets in the same turn of its event loop, but in
+    no set order, so a response sent on the strength of the first reply could reach a client, and
+    its next request another process, before the message reached that process's socket (a
+    redis-server descheduled between two writes, on a loaded machine). The PING is answered in a
+    later turn, after every write of the earlier one: once it returns, every listener's socket
+    holds the message, and a read that starts later sees it (version_watch)."""
+    pipe = client.pipeline(transaction=False)
+    for key in names:
+        if key == GENERATION_KEY:
+            pipe.set(key, _epoch(), nx=True)
+            pipe.incr(key)
+        else:
+            pipe.set(key, _epoch(), nx=True, ex=CARD_VERSION_SECONDS)
+            pipe.incr(key)
+            pipe.expire(key, CARD_VERSION_SECONDS)
+    pipe.publish(channel_of(client), "\n".join(names))
+    pipe.execute()
+    if settle:
+        client.ping()
+
+
 def _bump_after_commit(session: Session, bumped: _Bumped) -> None:
     if not bumped.after_commit:
         bumped.after_commit = True  # one callback; it reads what the transaction bumped by then
-        on_commit(session, lambda: _safely(_bump(bumped.generation, sorted(bumped.cards)),
-                                           "feed generation and card versions"))
+        on_commit(session, lambda: _safely(
+            _bump(bumped.generation, sorted(bumped.cards), settle=True),
+            "feed generation and card versions"))
 
 
 def invalidate(session: Session) -> None:
@@ -187,6 +205,24 @@ def generation() -> int | None:
 
 def get(gen: int, key: tuple) -> tuple[bytes, str] | None:
     return _pages.get(gen, key)
+
+
+def remembered_page(client: redis.Redis, key) -> tuple[bytes, str] | None:
+    """A feed page cached under the generation this process remembers, if the version watch
+    vouches for it (no Redis round trip, no application context); else None."""
+    if not watch.trusted(client):
+        return None
+    gen = watch.known(GENERATION_KEY)
+    return None if gen is None else _pages.get(gen, key)
+
+
+def remembered_card(client: redis.Redis, wish_id: str) -> bytes | None:
+    """A card cached under the card version this process remembers, as `remembered_page`."""
+    if not watch.trusted(client):
+        return None
+    number = watch.known(CARD_VERSION_KEY.format(wish_id))
+    hit = None if number is None else _cards.get(number, wish_id)
+    return None if hit is None else hit[0]
 
 
 def put(gen: int, key: tuple, body: bytes, etag: str, ttl: float) -> None:

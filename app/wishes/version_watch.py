@@ -12,18 +12,17 @@ A remembered number is used only while that is safe:
 - the listener is subscribed to the database the caller's client talks to, and heard from Redis
   (a message or the answer to its own PING every `PING_SECONDS`) within `LIVENESS_SECONDS`: a lost
   or half-open connection, a starved thread or a restarted Redis falls back to a GET per read;
-- nothing is waiting unread on the listener's socket: a message Redis already sent before this
-  read began is never skipped (a bump's PUBLISH reaches the listeners' sockets before the bumping
-  process gets its answer, so a request sent after a write's response sees it);
+- nothing is waiting unread on the listener's socket, and the listener is not between taking
+  bytes off it and forgetting what they name (a lock covers both): a message that reached this
+  process's socket before a read began is never skipped. A bump after a commit returns only once
+  every listener's socket holds its message (feed_cache.bump_numbers), so a request sent after a
+  write's response sees the write, whichever process serves it;
 - a number is stored only if no message arrived, and the subscription did not change, between the
   GET that read it and the store (a change racing with the read is never remembered as current);
 - a number is kept at most `MAX_AGE_SECONDS`, and all are dropped on any (re)connection;
 - this process's own bumps forget their names at once (`forget`), whether or not they reached
   Redis: the next read here asks again.
 
-What stays is a window of microseconds between the message reaching the socket and the listener
-forgetting the name (the reader sees the socket drained but the thread has not yet run); the old
-GET per read had its own such window (a GET sent while the bump was in flight).
 """
 from __future__ import annotations
 
@@ -58,6 +57,10 @@ def _server_of(client: redis.Redis) -> tuple:
 class _Watch:
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # Held by the listener from taking bytes off its socket until it has forgotten what they
+        # name, and by a reader checking the socket: no message is ever neither in the socket
+        # nor applied when a reader looks.
+        self._draining = threading.Lock()
         self._numbers: dict[str, tuple[float, int]] = {}
         self.seq = 0  # moves on every forget and every (re)subscription
         self._pid: int | None = None
@@ -78,10 +81,14 @@ class _Watch:
             return False
         if time.monotonic() - self._heard > LIVENESS_SECONDS:
             return False
-        try:
-            readable, _, _ = select.select([self._sock], [], [], 0)
-        except (OSError, ValueError):
-            return False
+        with self._draining:
+            sock = self._sock
+            if sock is None:
+                return False
+            try:
+                readable, _, _ = select.select([sock], [], [], 0)
+            except (OSError, ValueError):
+                return False
         return not readable
 
     def known(self, name: str) -> int | None:
@@ -152,15 +159,17 @@ class _Watch:
             pubsub = redis.Redis(connection_pool=pool).pubsub()
             try:
                 pubsub.subscribe(channel)
+                sock = pubsub.connection._sock
                 pinged = 0.0
                 while not stop.is_set():
                     now = time.monotonic()
                     if now - pinged >= PING_SECONDS:
                         pubsub.ping()
                         pinged = now
-                    message = pubsub.get_message(timeout=PING_SECONDS)
-                    if message is not None:
-                        self._heard_from_redis(message, pubsub, server)
+                    select.select([sock], [], [], PING_SECONDS)  # waits without taking a byte
+                    with self._draining:  # take everything there is, and apply it
+                        while (message := pubsub.get_message(timeout=0)) is not None:
+                            self._heard_from_redis(message, pubsub, server)
             except (redis.RedisError, OSError) as exc:
                 log.info("version watch lost Redis (%s); reads ask Redis until it is back", exc)
             finally:
