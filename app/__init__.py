@@ -118,15 +118,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     @app.after_request
     def _headers(response):
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Request-Id"] = g.get("request_id", "")
-        if request.headers.get("Authorization") or "Cache-Control" not in response.headers:
-            response.headers["Cache-Control"] = "no-store"
-        response.vary.add("Authorization")
+        headers = response.headers
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["X-Request-Id"] = g.get("request_id", "")
+        if request.environ.get("HTTP_AUTHORIZATION") or "Cache-Control" not in headers:
+            headers["Cache-Control"] = "no-store"
+        if "Vary" in headers:
+            response.vary.add("Authorization")
+        else:  # the usual case, without parsing and re-serialising a header set
+            headers["Vary"] = "Authorization"
         return serving.finish(request, response)  # under gunicorn: close what must not stay open
 
     from miniprogram_api import ratelimit
     ratelimit.init_app(app)  # after every route is registered: it wraps the limited views
+    miniprogram_api.serve_cached_reads(app)  # cached public reads answered before Flask
 
     from app.cli import register_cli
     register_cli(app)

@@ -94,6 +94,9 @@ class Request(FlaskRequest):
 
 def _body_left_unread(request: FlaskRequest) -> int | None:
     """Bytes of the body not read (0 when it was read to its end); None when not known."""
+    environ = request.environ
+    if "HTTP_TRANSFER_ENCODING" not in environ and not environ.get("CONTENT_LENGTH"):
+        return 0  # most requests (every GET): no body, without parsing any header
     chunked = request.headers.get("Transfer-Encoding", "").lower().endswith("chunked")
     length = request.content_length
     if not chunked and not length:

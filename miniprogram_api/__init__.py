@@ -24,6 +24,12 @@ def register(api: Api) -> None:
         api.register_blueprint(module.blp, url_prefix=PREFIX + module.blp.url_prefix_rel)
 
 
+def serve_cached_reads(app) -> None:
+    """Cached public feed pages and wish cards answered before Flask (wishes.CachedReads); the
+    app factory calls this once every hook is installed."""
+    app.wsgi_app = wishes.CachedReads(app, app.wsgi_app, PREFIX)
+
+
 def _document_errors_as_problems(api: Api) -> None:
     """flask-smorest documents its own error shape; ours is problem+json (problems.py). The
     shared error responses are registered lazily, so registering them again here replaces them."""

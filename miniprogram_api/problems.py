@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import re
-import uuid
 from typing import Any, NamedTuple
 
 import redis
@@ -269,8 +269,14 @@ _HTTP_CODES = {
 
 def request_id() -> str:
     if "request_id" not in g:
-        g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        g.request_id = request_id_of(request.environ)
     return g.request_id
+
+
+def request_id_of(environ: dict) -> str:
+    """The client's X-Request-Id (64 characters at most), else a new one: uuid4().hex's 32 hex
+    digits, without making a UUID."""
+    return environ.get("HTTP_X_REQUEST_ID", "")[:64] or os.urandom(16).hex()
 
 
 def is_json_too_deep(exc: BaseException) -> bool:

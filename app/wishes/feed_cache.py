@@ -14,6 +14,9 @@ number at most once before its commit (a second flush touching the same wish nee
 the bump after the commit covers every read in between) and once after it; the feed generation
 goes with the card versions of the flush that writes the move, and everything after the commit
 goes in one Redis round trip. If Redis is unreachable the cache is bypassed, not trusted.
+
+Reading the numbers costs no round trip most of the time: each process remembers the numbers it
+read while a subscription tells it which ones every bump changes (version_watch).
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from sqlalchemy.orm import Session, scoped_session
 from app.redis_conn import get_redis
 from app.settings import has_environment
 from app.uow import on_commit
+from app.wishes.version_watch import channel_of, watch
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +94,18 @@ def _epoch() -> int:
 
 
 def _read(client: redis.Redis, key: str, ttl: int | None = None) -> int:
+    trusted = watch.trusted(client)
+    if trusted:
+        known = watch.known(key)
+        if known is not None:
+            return known
+    seq = watch.seq
     value = client.get(key)
     if value is None:
         client.set(key, _epoch(), nx=True, ex=ttl)
         value = client.get(key)
+    if trusted:
+        watch.remember(key, int(value), seq)
     return int(value)
 
 
@@ -123,27 +135,52 @@ def _bumped_in_transaction(session: Session) -> _Bumped:
     return held
 
 
-def _bump(generation: bool, wish_ids: Iterable[str]) -> Callable[[redis.Redis], None]:
-    """The feed generation and/or card versions, in one round trip."""
+def _bump(generation: bool, wish_ids: Iterable[str],
+          settle: bool = False) -> Callable[[redis.Redis], None]:
+    """The feed generation and/or card versions (`bump_numbers`), then forgotten here."""
     def bump(client: redis.Redis) -> None:
-        pipe = client.pipeline(transaction=False)
-        if generation:
-            pipe.set(GENERATION_KEY, _epoch(), nx=True)
-            pipe.incr(GENERATION_KEY)
-        for wish_id in wish_ids:
-            key = CARD_VERSION_KEY.format(wish_id)
+        names = [GENERATION_KEY] if generation else []
+        names += [CARD_VERSION_KEY.format(wish_id) for wish_id in wish_ids]
+        try:
+            bump_numbers(client, names, settle=settle)
+        finally:
+            watch.forget(names)  # this process reads them again, whether the bump got through
+    return bump
+
+
+def bump_numbers(client: redis.Redis, names: list[str], settle: bool = False) -> None:
+    """Bump the version numbers `names` in one round trip that also tells every process's version
+    watch they changed (the PUBLISH after the INCRs, so a process that forgets a number reads the
+    new one).
+
+    `settle` (the bump after a commit) adds a second round trip, a PING: Redis writes a PUBLISH's
+    reply and its messages to the listeners' sockets in the same turn of its event loop, but in
+    no set order, so a response sent on the strength of the first reply could reach a client, and
+    its next request another process, before the message reached that process's socket (a
+    redis-server descheduled between two writes, on a loaded machine). The PING is answered in a
+    later turn, after every write of the earlier one: once it returns, every listener's socket
+    holds the message, and a read that starts later sees it (version_watch)."""
+    pipe = client.pipeline(transaction=False)
+    for key in names:
+        if key == GENERATION_KEY:
+            pipe.set(key, _epoch(), nx=True)
+            pipe.incr(key)
+        else:
             pipe.set(key, _epoch(), nx=True, ex=CARD_VERSION_SECONDS)
             pipe.incr(key)
             pipe.expire(key, CARD_VERSION_SECONDS)
-        pipe.execute()
-    return bump
+    pipe.publish(channel_of(client), "\n".join(names))
+    pipe.execute()
+    if settle:
+        client.ping()
 
 
 def _bump_after_commit(session: Session, bumped: _Bumped) -> None:
     if not bumped.after_commit:
         bumped.after_commit = True  # one callback; it reads what the transaction bumped by then
-        on_commit(session, lambda: _safely(_bump(bumped.generation, sorted(bumped.cards)),
-                                           "feed generation and card versions"))
+        on_commit(session, lambda: _safely(
+            _bump(bumped.generation, sorted(bumped.cards), settle=True),
+            "feed generation and card versions"))
 
 
 def invalidate(session: Session) -> None:
@@ -170,6 +207,24 @@ def get(gen: int, key: tuple) -> tuple[bytes, str] | None:
     return _pages.get(gen, key)
 
 
+def remembered_page(client: redis.Redis, key) -> tuple[bytes, str] | None:
+    """A feed page cached under the generation this process remembers, if the version watch
+    vouches for it (no Redis round trip, no application context); else None."""
+    if not watch.trusted(client):
+        return None
+    gen = watch.known(GENERATION_KEY)
+    return None if gen is None else _pages.get(gen, key)
+
+
+def remembered_card(client: redis.Redis, wish_id: str) -> bytes | None:
+    """A card cached under the card version this process remembers, as `remembered_page`."""
+    if not watch.trusted(client):
+        return None
+    number = watch.known(CARD_VERSION_KEY.format(wish_id))
+    hit = None if number is None else _cards.get(number, wish_id)
+    return None if hit is None else hit[0]
+
+
 def put(gen: int, key: tuple, body: bytes, etag: str, ttl: float) -> None:
     _pages.put(gen, key, body, etag, ttl)
 
@@ -177,6 +232,7 @@ def put(gen: int, key: tuple, body: bytes, etag: str, ttl: float) -> None:
 def clear() -> None:
     _pages.clear()
     _cards.clear()
+    watch.clear()
 
 
 # --- wish cards ----------------------------------------------------------------------------------
@@ -192,7 +248,13 @@ def card(wish_id: str, render: Callable[[], bytes], ttl: float) -> bytes:
     key = CARD_VERSION_KEY.format(wish_id)
     try:
         client = get_redis()
-        raw = client.get(key)
+        trusted = watch.trusted(client)
+        raw = watch.known(key) if trusted else None
+        if raw is None:
+            seq = watch.seq
+            raw = client.get(key)
+            if raw is not None and trusted:
+                watch.remember(key, int(raw), seq)
     except redis.RedisError:
         return render()  # bypass, never trust
     if raw is not None:
@@ -210,6 +272,8 @@ def card(wish_id: str, render: Callable[[], bytes], ttl: float) -> bytes:
         try:
             if client.set(key, epoch, nx=True, ex=CARD_VERSION_SECONDS):
                 _cards.put(epoch, wish_id, body, "", ttl)
+                if trusted:
+                    watch.remember(key, epoch, seq)
         except redis.RedisError:
             pass  # its next reads stay uncached, which is safe
     return body

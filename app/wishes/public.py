@@ -50,10 +50,63 @@ def read_public_card(wish_id: str) -> PublicCard | None:
     and it saves the BEGIN and ROLLBACK round trips on the busiest read of the service. The
     statement is built once (`_card_query`): building it per read, and SQLAlchemy matching a new
     statement object to its cached compiled form, cost more CPU than the query itself.
+
+    On PostgreSQL the compiled SQL runs on the pooled driver connection itself, with the column
+    types' own result processing: SQLAlchemy's execution around one SELECT of a primary key cost
+    ~150 µs of CPU, twice the query (bench/README.md, issue 11). Any driver error there hands the
+    read to SQLAlchemy (after discarding a connection found dead), whose error handling (pool
+    invalidation, the 503 of an outage) then applies as to every other statement.
     """
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    engine = db.engine
+    if engine.dialect.name == "postgresql":
+        row = _read_on_driver(engine, wish_id)
+        if row is not _FALL_BACK:
+            return row
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         row = conn.execute(_card_query(), {"wish_id": wish_id}).first()
     return None if row is None else PublicCard(**row._mapping)
+
+
+_FALL_BACK = object()
+
+
+def _read_on_driver(engine, wish_id: str):
+    sql, names, processors = _card_sql(engine.dialect)
+    fairy = engine.raw_connection()  # the pool's checkout hooks (app/dbpool.py) still run
+    try:
+        driver = fairy.driver_connection
+        try:
+            driver.autocommit = True
+            try:
+                with driver.cursor() as cursor:
+                    cursor.execute(sql, {"wish_id": wish_id})
+                    row = cursor.fetchone()
+            finally:
+                driver.autocommit = False
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, driver, None):
+                # What SQLAlchemy does on a disconnect: every connection of the pool opened
+                # before now is reconnected on its next checkout, this one at once.
+                engine.pool._invalidate(fairy, error)
+            return _FALL_BACK
+    finally:
+        fairy.close()
+    if row is None:
+        return None
+    return PublicCard(**{name: value if process is None else process(value)
+                         for name, value, process in zip(names, row, processors)})
+
+
+@functools.cache
+def _card_sql(dialect) -> tuple[str, tuple[str, ...], tuple]:
+    """The card's SELECT compiled for `dialect`, its column names and their result processors
+    (what SQLAlchemy would apply to each value: UTCDateTime's conversion to UTC, for one)."""
+    query = _card_query()
+    sql = str(query.compile(dialect=dialect))
+    names = tuple(column.name for column in query.selected_columns)
+    processors = tuple(column.type.result_processor(dialect, None)
+                       for column in query.selected_columns)
+    return sql, names, processors
 
 
 @functools.cache

@@ -121,3 +121,162 @@ def test_reading_ids_that_are_no_public_wish_writes_nothing_to_redis(app, client
     for wish_id in ("wsh_doesnotexist", "x" * 200, draft["id"]):
         assert card(client, wish_id).status_code == 404
     assert set(app.extensions["redis"].scan_iter("card:version:*")) == before
+
+
+# --- the version watch: numbers remembered per process, forgotten when Redis says they changed ---
+
+def _watching(app):
+    """This process's version watch, subscribed (it starts on the first read)."""
+    import time
+
+    from app.redis_conn import get_redis
+    from app.wishes.version_watch import watch
+
+    with app.app_context():
+        client = get_redis()
+    deadline = time.monotonic() + 10
+    while not watch.trusted(client):
+        assert time.monotonic() < deadline, "the version watch did not subscribe"
+        time.sleep(0.01)
+    return watch
+
+
+def _retitle_as_another_process(app, wish_id: str, title: str, publish: bool) -> None:
+    """What a write in another process does: the row changes and its card version is bumped
+    through a connection of its own (so nothing in this process forgets the number itself)."""
+    from app.extensions import db
+    from app.wishes.feed_cache import CARD_VERSION_KEY, bump_numbers
+
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE wishes SET title = %s WHERE id = %s", (title, wish_id))
+        other = redis_lib.Redis.from_url(app.config["REDIS_URL"])
+        key = CARD_VERSION_KEY.format(wish_id)
+        if publish:  # as a commit's bump does it
+            bump_numbers(other, [key], settle=True)
+        else:
+            other.incr(key)
+        other.close()
+
+
+class _CountingRedis(redis_lib.Redis):
+    """The app's client (same pool), counting the commands sent."""
+
+    def __init__(self, pool) -> None:
+        super().__init__(connection_pool=pool)
+        self.sent: list[str] = []
+
+    def execute_command(self, *args, **options):
+        self.sent.append(str(args[0]))
+        return super().execute_command(*args, **options)
+
+
+def test_a_cached_card_read_asks_redis_nothing_while_the_watch_is_up(app, client, actors,
+                                                                     people):
+    wish = actors.open_wish(*people)
+    cached_card(client, wish["id"])
+    _watching(app)
+    working = app.extensions["redis"]
+    counting = app.extensions["redis"] = _CountingRedis(working.connection_pool)
+    try:
+        for _ in range(5):
+            assert card(client, wish["id"]).status_code == 200
+            assert client.get(f"{API}/wishes").status_code == 200
+    finally:
+        app.extensions["redis"] = working
+    # the feed's generation is read once, then remembered like the card's version
+    assert counting.sent.count("GET") <= 1, counting.sent
+
+
+def test_a_change_another_process_publishes_reaches_the_very_next_read(app, client, actors,
+                                                                       people):
+    wish = actors.open_wish(*people)
+    cached_card(client, wish["id"])
+    _watching(app)
+    for n in range(50):
+        assert cached_card(client, wish["id"])["title"] != f"第{n}台轮椅"
+        _retitle_as_another_process(app, wish["id"], f"第{n}台轮椅", publish=True)
+        assert card(client, wish["id"]).get_json()["title"] == f"第{n}台轮椅"
+
+
+def test_reads_ask_redis_again_once_the_watch_loses_its_connection(app, client, actors, people):
+    wish = actors.open_wish(*people)
+    cached_card(client, wish["id"])
+    watch = _watching(app)
+    host, port = watch._sock.getsockname()[:2]
+    # Redis drops the listener (a restart, a network cut): whatever it would have said is lost
+    app.extensions["redis"].client_kill(f"{host}:{port}")
+    _retitle_as_another_process(app, wish["id"], "断线时改的标题", publish=False)
+    assert card(client, wish["id"]).get_json()["title"] == "断线时改的标题"
+    watch = _watching(app)  # subscribed again: numbers read from now on are remembered again
+    _retitle_as_another_process(app, wish["id"], "重连后改的标题", publish=True)
+    assert card(client, wish["id"]).get_json()["title"] == "重连后改的标题"
+
+
+def test_a_card_read_on_killed_database_connections_is_answered(app, client, actors, people,
+                                                                needs_postgres):
+    """The card's SELECT runs on the driver connection (app.wishes.public): a connection that
+    died in the pool is found dead, the pool renewed as SQLAlchemy would, and the read (a
+    SELECT, safe to repeat) answered on a new connection, never a 500."""
+    import psycopg
+
+    from app.extensions import db
+
+    wishes = [actors.open_wish(*people)["id"] for _ in range(2)]
+    with app.app_context():
+        url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        for wish_id in wishes:  # each read a miss, on connections killed while in the pool
+            with psycopg.connect(url, autocommit=True) as killer:
+                killer.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            first = card(client, wish_id)  # the SELECT is retried on a new connection
+            assert first.status_code == 200 and first.get_json()["id"] == wish_id
+            again = card(client, wish_id)
+            assert again.status_code == 200 and again.get_json()["id"] == wish_id
+    finally:
+        with app.app_context():
+            db.engine.dispose()  # no killed connection left for the next test's first statement
+
+
+# --- cached reads answered before Flask (miniprogram_api.wishes.CachedReads) -----------------
+
+def _headers_but_the_request_id(res) -> dict:
+    headers = dict(res.headers)
+    assert len(headers.pop("X-Request-Id")) == 32
+    return headers
+
+
+def test_a_cached_read_answered_before_flask_is_the_answer_flask_gives(app, client, actors,
+                                                                        people):
+    wish = actors.open_wish(*people)
+    _watching(app)
+    for path in (f"{API}/wishes/{wish['id']}", f"{API}/wishes", f"{API}/wishes?sort=newest"):
+        hits = app.wsgi_app.hits
+        rendered = client.get(path)  # a miss: rendered by the view and cached
+        assert app.wsgi_app.hits == hits
+        cached = client.get(path)
+        assert app.wsgi_app.hits == hits + 1, path
+        assert cached.status_code == rendered.status_code == 200
+        assert cached.get_data() == rendered.get_data()
+        assert _headers_but_the_request_id(cached) == _headers_but_the_request_id(rendered)
+        echoed = client.get(path, headers={"X-Request-Id": "手机-42"})
+        assert app.wsgi_app.hits == hits + 2 and echoed.headers["X-Request-Id"] == "手机-42"
+
+
+def test_reads_flask_must_answer_are_not_answered_from_the_cache(app, client, actors, people):
+    caseworker, moderator = people
+    wish = actors.open_wish(caseworker, moderator)
+    _watching(app)
+    card_path = f"{API}/wishes/{wish['id']}"
+    etag = client.get(f"{API}/wishes").headers["ETag"]
+    cached_card(client, wish["id"])
+    hits = app.wsgi_app.hits
+    assert client.get(f"{API}/wishes", headers={"If-None-Match": etag}).status_code == 304
+    assert "beneficiary_id" in client.get(card_path, headers=caseworker.headers).get_json()
+    bad_token = client.get(card_path, headers={"Authorization": "Bearer nope"})
+    assert bad_token.status_code == 401
+    assert client.head(card_path).status_code == 200
+    assert client.get(card_path + "?x=1").status_code == 200
+    assert client.get(card_path + "/").status_code == 404
+    assert app.wsgi_app.hits == hits
