@@ -16,7 +16,6 @@ import os
 import secrets
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
 
 from bench import common_claims as common  # noqa: E402
-from bench import harness  # noqa: E402
+from bench import harness, inprocess  # noqa: E402
 from bench.claims import run as claims_run  # noqa: E402
 
 
@@ -54,7 +53,7 @@ def main() -> int:
                               RATELIMIT_CLAIMS_USER="100000/minute",
                               RATELIMIT_CLAIMS_ADDRESS="1000000/minute",
                               INSTANCE_PATH=str(Path(tmp) / "instance"))
-        counts = _count(app)
+        counts = inprocess.counters(app, pool=True, redis_calls=True, threads=True)
         client = app.test_client()
 
         def one(n: int) -> int:
@@ -76,25 +75,16 @@ def main() -> int:
             del counts["trace"]
         counts.clear()
         statuses = Counter()
-        profiler = None
-        if not args.no_pyinstrument:
-            from pyinstrument import Profiler
-            profiler = Profiler(interval=0.0005)
-            profiler.start()
-        started, cpu, times = time.perf_counter(), time.process_time(), os.times()
-        for n in range(args.claims):
-            statuses[one(n + len(wishes) * args.repeat)] += 1  # a fresh round
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-        user, system = (os.times().user - times.user), (os.times().system - times.system)
-        if profiler is not None:
-            profiler.stop()
-            print(profiler.output_text(unicode=True, color=False, show_all=False))
-            if args.html:
-                Path(args.html).write_text(profiler.output_html())
+        with inprocess.profiled(not args.no_pyinstrument, args.html) as profiling:
+            started, cpu, times = time.perf_counter(), time.process_time(), os.times()
+            for n in range(args.claims):
+                statuses[one(n + len(wishes) * args.repeat)] += 1  # a fresh round
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            user, system = (os.times().user - times.user), (os.times().system - times.system)
         print(f"{args.claims} requests in {elapsed:.2f}s: {elapsed / args.claims * 1000:.2f} ms"
               f" wall, {cpu / args.claims * 1000:.2f} ms CPU of this process each"
               f" ({user / args.claims * 1000:.2f} user, {system / args.claims * 1000:.2f} system)"
-              f"{' (profiled)' if profiler else ''}; statuses {dict(statuses)}")
+              f"{' (profiled)' if profiling else ''}; statuses {dict(statuses)}")
         for name, value in sorted(counts.items()):
             print(f"  {name:<28} {value / args.claims:6.2f} per request")
         with app.app_context():
@@ -103,59 +93,6 @@ def main() -> int:
             db.engine.dispose()
     common.flush_redis(args.redis)
     return 0
-
-
-def _count(app) -> Counter:
-    """Counters of SQL statements, Redis round trips and threads started, per kind."""
-    import redis
-    from sqlalchemy import event
-
-    from app.extensions import db
-    counts: Counter = Counter()
-    with app.app_context():
-        engine = db.engine
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _sql(conn, cursor, statement, parameters, context, executemany):
-        verb = statement.lstrip().split(None, 1)[0].upper()
-        if counts["trace"]:
-            print("SQL  ", " ".join(statement.split())[:150])
-        counts[f"sql {verb}"] += 1
-        counts["sql (all)"] += 1
-
-    @event.listens_for(engine, "engine_connect")
-    def _connect(conn):
-        counts["pool checkouts"] += 1
-        if counts["trace"]:
-            print("POOL checkout")
-
-    original = redis.Redis.execute_command
-    original_pipe = redis.client.Pipeline.execute
-
-    def execute_command(self, *a, **kw):
-        counts[f"redis {a[0]}"] += 1
-        if counts["trace"]:
-            print("REDIS", " ".join(str(x) for x in a)[:150])
-        counts["redis round trips"] += 1
-        return original(self, *a, **kw)
-
-    def pipe_execute(self, *a, **kw):
-        counts["redis round trips"] += 1
-        counts["redis pipelines"] += 1
-        if counts["trace"]:
-            print("REDIS pipeline", [" ".join(str(x) for x in c[0])[:80] for c in self.command_stack])
-        return original_pipe(self, *a, **kw)
-
-    redis.Redis.execute_command = execute_command
-    redis.client.Pipeline.execute = pipe_execute
-    start = threading.Thread.start
-
-    def thread_start(self, *a, **kw):
-        counts["threads started"] += 1
-        return start(self, *a, **kw)
-
-    threading.Thread.start = thread_start
-    return counts
 
 
 if __name__ == "__main__":

@@ -18,13 +18,12 @@ import os
 import sys
 import tempfile
 import time
-from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
 
-from bench import harness  # noqa: E402
+from bench import harness, inprocess  # noqa: E402
 from bench.signals import run as signals_run  # noqa: E402
 
 
@@ -71,7 +70,7 @@ def main() -> int:
         import gc
         gc.collect()
         gc.freeze()  # as wsgi.py does
-        counts = _count(app)
+        counts = inprocess.counters(app, sql_time=True, collections=True, width=200)
         ways = ("service", "api") if args.way == "both" else (args.way,)
         for way in ways:
             def one(n: int) -> None:
@@ -92,24 +91,15 @@ def main() -> int:
                 one(-2)
                 del counts["trace"]
             counts.clear()
-            profiler = None
-            if not args.no_pyinstrument:
-                from pyinstrument import Profiler
-                profiler = Profiler(interval=0.0005)
-                profiler.start()
-            started, cpu = time.perf_counter(), time.process_time()
-            for n in range(args.batches):
-                one(n)
-            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-            if profiler is not None:
-                profiler.stop()
-                print(profiler.output_text(unicode=True, color=False, show_all=False))
-                if args.html:
-                    Path(args.html).write_text(profiler.output_html())
+            with inprocess.profiled(not args.no_pyinstrument, args.html) as profiling:
+                started, cpu = time.perf_counter(), time.process_time()
+                for n in range(args.batches):
+                    one(n)
+                elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             print(f"{way}: {args.batches} batches of 1000 in {elapsed:.2f}s: "
                   f"{elapsed / args.batches / 1000 * 1e6:.0f} us wall, "
                   f"{cpu / args.batches / 1000 * 1e6:.0f} us CPU of this process a signal"
-                  f"{' (profiled)' if profiler else ''}")
+                  f"{' (profiled)' if profiling else ''}")
             for name, value in sorted(counts.items()):
                 print(f"  {name:<32} {value / args.batches:8.1f} per batch")
         with app.app_context():
@@ -117,43 +107,6 @@ def main() -> int:
             db.session.remove()
             db.engine.dispose()
     return 0
-
-
-def _count(app) -> Counter:
-    from sqlalchemy import event
-
-    from app.extensions import db
-    counts: Counter = Counter()
-    with app.app_context():
-        engine = db.engine
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _sql(conn, cursor, statement, parameters, context, executemany):
-        verb = statement.lstrip().split(None, 1)[0].upper()
-        if counts["trace"]:
-            print("SQL  ", " ".join(statement.split())[:200],
-                  f"(executemany {len(parameters)})" if executemany else "")
-        counts[f"sql {verb}"] += 1
-        counts["sql (all)"] += 1
-        conn.info["bench_started"] = (time.perf_counter(), statement.lstrip()[:24])
-
-    @event.listens_for(engine, "after_cursor_execute")
-    def _sql_done(conn, cursor, statement, parameters, context, executemany):
-        started, head = conn.info.pop("bench_started")
-        counts[f"ms  {' '.join(head.split()[:3])}"] += (time.perf_counter() - started) * 1000
-
-    import gc
-    started = {}
-
-    def _gc(phase, info):
-        if phase == "start":
-            started["at"] = time.perf_counter()
-        else:
-            took = (time.perf_counter() - started["at"]) * 1000
-            counts[f"gc gen{info['generation']} (ms)"] += took
-            counts[f"gc gen{info['generation']} runs"] += 1
-    gc.callbacks.append(_gc)
-    return counts
 
 
 if __name__ == "__main__":
