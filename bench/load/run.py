@@ -359,6 +359,13 @@ def report(args, data, machine, gunicorn, limits, drained, counts, audit_rc, aud
     print(f"{len(records)} requests in {span:.1f}s: {len(records) / span:.0f} req/s overall, "
           f"{len(steady) / steady_span:.0f} req/s once all {args.users} users were running "
           f"(after {ramp:.0f}s of ramp-up)")
+    # Closed loop: each simulated user waits its think time between requests, so however fast
+    # the server, the crowd cannot send more than users / mean think time.
+    low, high = (float(x) for x in args.wait.split(","))
+    ceiling = args.users / ((low + high) / 2)
+    print(f"offered-load ceiling: {args.users} users / {(low + high) / 2:g} s mean think time = "
+          f"{ceiling:.0f} req/s (a server answering instantly); measure higher rates with more "
+          f"--users or a shorter --wait")
     head = (f"{'kind':<32} {'count':>6} {'share':>6} {'req/s':>6} {'p50 ms':>7} {'p95 ms':>7} "
             f"{'p99 ms':>7} {'max ms':>7}  statuses")
     print(head)
