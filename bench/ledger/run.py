@@ -34,7 +34,9 @@ import sys
 import time
 from pathlib import Path
 
-from app.ledger import merkle
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, as a script too
+
+from app.ledger import merkle  # noqa: E402
 
 try:
     from pymerkle import InmemoryTree
