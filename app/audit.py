@@ -258,6 +258,27 @@ def _tasks_escalated(result: CheckResult) -> None:
     result.summary = "every overdue task escalated" if not rows else ""
 
 
+@check("task_deadlines_on_known_calendar")
+def _task_calendar(result: CheckResult) -> None:
+    """Open tasks due in a year the working calendar does not know were counted Monday to
+    Friday (app.cases.tasks.due_after): the operator adds that year's notice."""
+    from app.cases.tasks import working_calendar
+    from app.workdays import CHINA
+
+    calendar = working_calendar()
+    dues = db.session.execute(select(Task.id, Task.due_at).where(Task.status == "open")
+                              .order_by(Task.due_at.desc()).limit(1000)).all()
+    unknown = sorted({due.astimezone(CHINA).year for _, due in dues
+                      if not calendar.knows(due.astimezone(CHINA).year)})
+    for year in unknown:
+        ids = [t for t, due in dues if due.astimezone(CHINA).year == year]
+        result.failures.append(
+            f"{len(ids)} open task(s) due in {year} (e.g. {ids[0]}) were counted Monday to "
+            f"Friday: the working calendar lacks {year}; add the State Council's notice to "
+            f"WORKING_CALENDAR_FILE (or upgrade chinesecalendar)")
+    result.summary = f"{len(dues)} open tasks" if not unknown else ""
+
+
 @check("enrolled_tasks_recorded")
 def _enrolled(result: CheckResult) -> None:
     """A done task with outcome `enrolled` left the person with an assistance type, and the

@@ -6,8 +6,10 @@ working days (调休上班, often a Saturday or Sunday) on. The `chinesecalendar
 year's notice; a year it does not know yet (the notice for year N comes out in the autumn of N-1,
 and a package release follows) can be supplied by the operator as data — `extra_years` below, from
 the `WORKING_CALENDAR_FILE` setting — until the package catches up. A date in a year that neither
-knows is refused loudly (`CalendarYearUnknown`): a deadline guessed from weekends alone would be
-wrong by up to a week around Spring Festival.
+knows is refused loudly (`CalendarYearUnknown`), unless the calendar is told to count such a
+year Monday to Friday (`unknown_years_as_weekdays`): its caller then owns the guess (the visit
+deadlines do, so that no alert is lost at New Year; see app/cases/tasks.py), which is early
+around holidays and late by the make-up working days a notice would add.
 
 Deadlines are the end of a local (UTC+8; mainland China keeps no daylight saving time) day,
 returned as aware UTC datetimes, as the database stores them.
@@ -66,8 +68,20 @@ def load_extra_years(path: str | None) -> dict[int, ExtraYear]:
 class WorkingCalendar:
     """Is a day a working day; what is the n-th working day after a day."""
 
-    def __init__(self, extra_years: Mapping[int, ExtraYear] | None = None) -> None:
+    def __init__(self, extra_years: Mapping[int, ExtraYear] | None = None, *,
+                 unknown_years_as_weekdays: bool = False) -> None:
         self.extra_years = dict(extra_years or {})
+        self.unknown_years_as_weekdays = unknown_years_as_weekdays
+
+    def knows(self, year: int) -> bool:
+        """Whether this year's notice is known (the package or the operator's file)."""
+        if year in self.extra_years:
+            return True
+        try:
+            chinese_calendar.is_workday(date(year, 7, 1))
+        except NotImplementedError:
+            return False
+        return True
 
     def is_working_day(self, day: date) -> bool:
         extra = self.extra_years.get(day.year)
@@ -78,6 +92,8 @@ class WorkingCalendar:
         try:
             return chinese_calendar.is_workday(day)
         except NotImplementedError:
+            if self.unknown_years_as_weekdays:
+                return day.weekday() < 5
             raise CalendarYearUnknown(day.year) from None
 
     def working_days_after(self, day: date, count: int) -> date:

@@ -97,7 +97,6 @@ CATALOGUE: dict[str, Problem] = {
     "wechat_unavailable": Problem(503, "微信服务暂时不可用"),
     "wechatpay_unavailable": Problem(503, "微信支付暂时不可用"),
     "payments_not_configured": Problem(503, "在线捐款暂未开通"),
-    "working_calendar_unknown": Problem(503, "工作日历缺少该年份的数据"),
 }
 
 # A code missing from the catalogue still gets the status of its kind (and the test fails).

@@ -17,7 +17,7 @@ from app.cases.lifecycle import ALERT, APPLICATION, TASK, TaskStatus
 from app.cases.notices import tell_applicant
 from app.cases.models import ASSISTANCE_TYPES, Alert, Application, Person, Signal, Task
 from app.divisions import full_name
-from app.errors import Conflict, DomainError, NotFound, Unavailable, ValidationFailed
+from app.errors import Conflict, DomainError, NotFound, ValidationFailed
 from app.extensions import db
 from app.notifications.service import notify_staff
 from app.pagination import Page, keyset_page
@@ -26,7 +26,7 @@ from app.uow import lock, use_case
 from app.wishes.models import Wish
 from app.settings import resources, settings
 from app.types import new_id, utcnow
-from app.workdays import CalendarYearUnknown, WorkingCalendar, load_extra_years
+from app.workdays import CHINA, WorkingCalendar, load_extra_years
 
 log = logging.getLogger(__name__)
 
@@ -36,26 +36,36 @@ TASK_KINDS = (VISIT_ALERT, VERIFY_APPLICATION)
 
 
 def working_calendar() -> WorkingCalendar:
-    """The mainland China calendar, with the operator's years (WORKING_CALENDAR_FILE) if any."""
+    """The mainland China calendar, with the operator's years (WORKING_CALENDAR_FILE) if any; a
+    year neither knows is counted Monday to Friday (see `due_after`)."""
     cache = resources()
     calendar = cache.get("cases.working_calendar")
     if calendar is None:
-        calendar = WorkingCalendar(load_extra_years(settings().get("WORKING_CALENDAR_FILE")))
+        calendar = WorkingCalendar(load_extra_years(settings().get("WORKING_CALENDAR_FILE")),
+                                   unknown_years_as_weekdays=True)
         cache["cases.working_calendar"] = calendar
     return calendar
 
 
 def due_after(moment: datetime) -> datetime:
-    """The end of the next working day after `moment`'s local day (UTC). A year the calendar
-    does not know is refused (503 `working_calendar_unknown`, nothing stored: the partner
-    retries), never guessed from weekends: the operator adds it to WORKING_CALENDAR_FILE."""
-    try:
-        return working_calendar().end_of_working_days_after(moment, 1)
-    except CalendarYearUnknown as exc:
-        log.error("%s", exc)
-        raise Unavailable("working_calendar_unknown",
-                          f"工作日历缺少 {exc.year} 年的节假日安排，暂时无法计算走访期限，"
-                          "请联系运维人员配置 WORKING_CALENDAR_FILE", retry_after=3600) from None
+    """The end of the next working day after `moment`'s local day (UTC).
+
+    A year the calendar does not know yet (the package ends at 2026; the operator adds the
+    State Council's notice to WORKING_CALENDAR_FILE) is counted Monday to Friday rather than
+    refused: the alert, its task and the partner's batch are kept, and the visit is due on the
+    next weekday (early if that is a holiday; a make-up Saturday would have made it a day or two
+    sooner). Each such deadline is logged as an error, and `flask audit` fails
+    (`task_deadlines_on_known_calendar`) while an open task has one, so the operator is told."""
+    calendar = working_calendar()
+    due = calendar.end_of_working_days_after(moment, 1)
+    first = moment.astimezone(CHINA).year
+    unknown = [year for year in range(first, due.astimezone(CHINA).year + 1)
+               if not calendar.knows(year)]
+    if unknown:
+        log.error("working calendar lacks %s: a visit due %s was counted Monday to Friday; add "
+                  "the State Council's notice to WORKING_CALENDAR_FILE",
+                  ", ".join(map(str, unknown)), due.isoformat())
+    return due
 
 
 def open_task(kind: str, region_code: str, person_id: str, *, now: datetime,

@@ -182,34 +182,53 @@ def test_concurrent_batches_naming_one_new_person_make_one_person_one_alert_one_
     assert [_count(app, m) for m in (Person, Signal, Alert, Task)] == [1, 20, 1, 1]
 
 
-def test_a_year_the_package_does_not_know_comes_from_the_operators_calendar_file(app, tmp_path):
+def test_a_year_the_package_does_not_know_is_counted_on_weekdays_until_the_operator_adds_it(
+        app, tmp_path, caplog):
     import json
 
-    import pytest
-
+    from app.audit import run_audit
     from app.cases.models import Signal, Task
-    from app.errors import Unavailable
     from app.extensions import db
 
     new_year_eve = local("2026-12-31 10:00")
-    batch = [item(at=new_year_eve - timedelta(hours=1), self_paid_fen=2_500_000)]
+    china = new_year_eve.tzinfo
+
+    def due_of(alert_id: str) -> str:
+        with app.app_context():
+            task = db.session.query(Task).filter_by(alert_id=alert_id).one()
+            return task.due_at.astimezone(china).date().isoformat()
+
+    def calendar_check() -> list[str]:
+        with app.app_context():
+            report = run_audit()
+        return next(r for r in report.results
+                    if r.name == "task_deadlines_on_known_calendar").failures
+
     cache = app.extensions
     try:
         cache.pop("cases.working_calendar", None)
-        with pytest.raises(Unavailable) as refused:  # the package stops at 2026: no guess
-            ingest(app, batch, now=new_year_eve)
-        assert refused.value.code == "working_calendar_unknown"
-        assert _count(app, Signal) == 0
+        # The package stops at 2026. The alert is kept (no batch refused, nothing lost at New
+        # Year); its visit is due the next weekday, Friday 1 January 2027; the guess is logged
+        # and the audit fails until the operator supplies the year.
+        with caplog.at_level("ERROR", logger="app.cases.tasks"):
+            [guessed] = ingest(app, [item(at=new_year_eve - timedelta(hours=1),
+                                          id_no=subject_id(901), self_paid_fen=2_500_000)],
+                               now=new_year_eve)
+        assert guessed["result"] == "accepted" and _count(app, Signal) == 1
+        assert due_of(guessed["alert_id"]) == "2027-01-01"
+        assert any("lacks 2027" in r.getMessage() for r in caplog.records)
+        [failure] = calendar_check()
+        assert "due in 2027" in failure and "WORKING_CALENDAR_FILE" in failure
 
         notice = tmp_path / "calendar.json"  # a made-up notice: 1-3 January off
         notice.write_text(json.dumps({"2027": {"holidays": ["2027-01-01", "2027-01-02",
                                                             "2027-01-03"], "workdays": []}}))
         app.config["WORKING_CALENDAR_FILE"] = str(notice)
         cache.pop("cases.working_calendar", None)
-        ingest(app, batch, now=new_year_eve)
-        with app.app_context():
-            due = db.session.query(Task).one().due_at
-        assert due.astimezone(local("2027-01-04 00:00").tzinfo).date().isoformat() == "2027-01-04"
+        [known] = ingest(app, [item(at=new_year_eve - timedelta(hours=1), id_no=subject_id(902),
+                                    self_paid_fen=2_500_000)], now=new_year_eve)
+        assert due_of(known["alert_id"]) == "2027-01-04"
+        assert calendar_check() == []  # the year is known now: the audit passes again
     finally:
         app.config["WORKING_CALENDAR_FILE"] = None
         cache.pop("cases.working_calendar", None)
