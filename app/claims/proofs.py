@@ -50,7 +50,9 @@ def submit_proof(donor: User, claim_id: str, photo: bytes, note: str | None) -> 
     storage = get_storage()
     written = None  # the quarantined upload, deleted again if the transaction fails
     try:
-        with unit_of_work() as uow:
+        # keep_loaded: every column of the proof, the claim and its wish is set in Python, so
+        # the 201 and the log line use them as written instead of reading all three back.
+        with unit_of_work(keep_loaded=True) as uow:
             claim = lock_claim_for(donor, claim_id)
             mark_delivered(claim, donor.id)  # re-checks the deadline under the lock
             proof_id = new_id("prf")

@@ -148,7 +148,10 @@ def get_claim_for(user: User, claim_id: str, *, lock: bool = False) -> Claim:
     """Its donor, a caseworker in scope of its wish, or a moderator; everyone else gets 404."""
     query = select(Claim).where(Claim.id == claim_id)
     if lock:
-        claim = lock_("claim", query.with_for_update(of=Claim)).scalar_one_or_none()
+        # populate_existing: a claim this transaction read before the lock (submit_proof's checks)
+        # takes the row as it is now, under the lock, not as it was then.
+        claim = lock_("claim", query.with_for_update(of=Claim)
+                      .execution_options(populate_existing=True)).scalar_one_or_none()
     else:
         claim = db.session.execute(query).scalar_one_or_none()
     if claim is None:

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.claims.models import Claim, Proof
 from app.extensions import db
@@ -276,3 +276,35 @@ def test_withdrawn_consent_deletes_the_photos(client, actors, staff, app):
     with app.app_context():
         assert db.session.get(Proof, proof["id"]).status == "deleted"
         assert not any(get_storage().exists(k) for k in keys)
+
+
+def test_a_claim_released_between_the_checks_and_the_lock_is_not_delivered(
+        client, actors, staff, app):
+    """The upload checks the claim, then the photo, then locks the claim: a release committed in
+    between (here by another connection, just before the locking SELECT) must be seen under the
+    lock, not the claim as the checks read it."""
+    from sqlalchemy import event
+
+    donor, _wish, claim = _claimed(client, actors, staff)
+    with app.app_context():
+        engine = db.engine
+    fired = []
+
+    def release_first(conn, cursor, statement, parameters, context, executemany):
+        if not fired and "FOR UPDATE OF claims" in statement:
+            fired.append(True)
+            with engine.connect() as other:
+                other.execute(update(Claim).where(Claim.id == claim["id"])
+                              .values(status="released"))
+                other.commit()
+
+    event.listen(engine, "before_cursor_execute", release_first)
+    try:
+        res = _upload(client, donor, claim["id"], encode(scene(), "JPEG"))
+    finally:
+        event.remove(engine, "before_cursor_execute", release_first)
+    assert fired
+    assert res.status_code == 409, res.get_json()
+    with app.app_context():
+        assert db.session.get(Claim, claim["id"]).status == "released"
+        assert db.session.execute(select(Proof).where(Proof.claim_id == claim["id"])).first() is None
