@@ -55,6 +55,40 @@ def test_claim_made_in_the_domain_shows_on_a_cached_card_at_once(app, client, ac
     assert shown["status"] == "claimed" and shown["due_at"] is not None
 
 
+def test_claim_through_the_api_reaches_a_cached_card_and_feed_at_once(app, client, actors,
+                                                                     people):
+    """The claim's rows are written by Core statements, which no flush hook sees: its own bump
+    of the card version and the feed generation is what this checks."""
+    import uuid
+
+    from app.claims.models import Claim
+    from app.extensions import db
+    from app.lifecycle import history
+    from app.wishes.models import Wish
+
+    wish = actors.open_wish(*people)
+    assert cached_card(client, wish["id"])["status"] == "open"
+    feed = [client.get(f"{API}/wishes").get_json() for _ in range(2)]
+    assert feed[0] == feed[1] and [item["id"] for item in feed[1]["items"]] == [wish["id"]]
+    donor = actors.donor()
+    res = client.post(f"{API}/wishes/{wish['id']}/claims",
+                      headers={**donor.headers, "Idempotency-Key": str(uuid.uuid4())})
+    assert res.status_code == 201, res.get_json()
+    shown = card(client, wish["id"]).get_json()
+    assert shown["status"] == "claimed" and shown["due_at"] == res.get_json()["due_at"]
+    assert client.get(f"{API}/wishes").get_json()["items"] == []
+    with app.app_context():
+        row = db.session.get(Wish, wish["id"])
+        claim = db.session.get(Claim, res.get_json()["id"])
+        assert row.status == "claimed" and row.due_at == claim.due_at
+        assert (claim.status, claim.wish_id, claim.donor_id, claim.dispute_count) == (
+            "active", wish["id"], donor.id, 0)
+        assert [(t.from_status, t.to_status) for t in history("claim", claim.id)] == [
+            (None, "active")]
+        assert [(t.from_status, t.to_status) for t in history("wish", wish["id"])][-1] == (
+            "open", "claimed")
+
+
 def test_write_outside_the_lifecycle_reaches_a_cached_card(app, client, actors, people):
     from app.beneficiaries.models import Beneficiary
     from app.extensions import db
