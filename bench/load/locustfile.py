@@ -23,12 +23,15 @@ import json
 import os
 import random
 import secrets
+import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 from locust import FastHttpUser, between, events, task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run by locust as a file
+from upload_body import multipart  # noqa: E402
 
 FIXTURES = json.loads(Path(os.environ["LOAD_FIXTURES"]).read_text())
 PHOTOS = [p.read_bytes() for p in sorted(Path(os.environ["LOAD_PHOTOS"]).glob("*.jpg"))]
@@ -82,17 +85,6 @@ def _code(response) -> str:
     except Exception:  # noqa: BLE001 - any non-JSON body
         return ""
     return data.get("code", "") if isinstance(data, dict) else ""
-
-
-def _multipart(photo: bytes, note: str) -> tuple[bytes, str]:
-    boundary = "----wxyload" + uuid.uuid4().hex
-    body = b"".join([
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n".encode(),
-        note.encode(), b"\r\n",
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; "
-        f"filename=\"delivery.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n".encode(),
-        photo, b"\r\n", f"--{boundary}--\r\n".encode()])
-    return body, f"multipart/form-data; boundary={boundary}"
 
 
 class Donor(FastHttpUser):
@@ -217,7 +209,7 @@ class Donor(FastHttpUser):
             self._claim("claim (no claim held to prove)")
             return
         claim_id = self.claims.pop(0)
-        body, content_type = _multipart(self.rng.choice(PHOTOS), "已送到受助人家中，老人很高兴")
+        body, content_type = multipart(self.rng.choice(PHOTOS), "已送到受助人家中，老人很高兴")
         key = secrets.token_urlsafe(16)
         headers = {**self.auth, "Idempotency-Key": key, "Content-Type": content_type}
         response = self._send("proof", "POST", f"{API}/claims/{claim_id}/proofs",

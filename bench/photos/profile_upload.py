@@ -19,7 +19,6 @@ import secrets
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -28,18 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
 from bench import common_claims as common  # noqa: E402
 from bench import harness, inprocess  # noqa: E402
 from bench.load import seed as seeding  # noqa: E402
-
-
-def multipart(photo: bytes, note: str) -> tuple[bytes, str]:
-    """The body bench/load/locustfile.py sends."""
-    boundary = "----wxyload" + uuid.uuid4().hex
-    body = b"".join([
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n".encode(),
-        note.encode(), b"\r\n",
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; "
-        f"filename=\"delivery.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n".encode(),
-        photo, b"\r\n", f"--{boundary}--\r\n".encode()])
-    return body, f"multipart/form-data; boundary={boundary}"
+from bench.load.upload_body import multipart  # noqa: E402
 
 
 def main() -> int:
