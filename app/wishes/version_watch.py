@@ -45,6 +45,15 @@ MAX_NUMBERS = 50_000  # ~100 bytes each
 _RECONNECT_SECONDS = 1.0
 
 
+def readable(sock, timeout: float) -> bool:
+    """Whether `sock` has bytes (or an error or hang-up) to read, waiting up to `timeout`
+    seconds. poll(), not select(): select() refuses descriptors numbered 1024 and above, which a
+    busy process's sockets reach."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(timeout * 1000))
+
+
 def channel_of(client: redis.Redis) -> str:
     return CHANNEL.format(db=client.connection_pool.connection_kwargs.get("db", 0))
 
@@ -86,10 +95,9 @@ class _Watch:
             if sock is None:
                 return False
             try:
-                readable, _, _ = select.select([sock], [], [], 0)
+                return not readable(sock, 0)
             except (OSError, ValueError):
                 return False
-        return not readable
 
     def known(self, name: str) -> int | None:
         hit = self._numbers.get(name)
@@ -166,7 +174,7 @@ class _Watch:
                     if now - pinged >= PING_SECONDS:
                         pubsub.ping()
                         pinged = now
-                    select.select([sock], [], [], PING_SECONDS)  # waits without taking a byte
+                    readable(sock, PING_SECONDS)  # waits without taking a byte
                     with self._draining:  # take everything there is, and apply it
                         while (message := pubsub.get_message(timeout=0)) is not None:
                             self._heard_from_redis(message, pubsub, server)
