@@ -112,3 +112,30 @@ def profiled(enabled: bool, html: str | None = None) -> Iterator[bool]:
         print(profiler.output_text(unicode=True, color=False, show_all=False))
         if html:
             Path(html).write_text(profiler.output_html())
+
+
+@contextlib.contextmanager
+def measured() -> Iterator[dict]:
+    """Time the block: fills the yielded dict with `wall`, `cpu` (this process), `user` and
+    `system` seconds once it ends."""
+    import os
+
+    took: dict = {}
+    started, cpu, times = time.perf_counter(), time.process_time(), os.times()
+    yield took
+    now = os.times()
+    took.update(wall=time.perf_counter() - started, cpu=time.process_time() - cpu,
+                user=now.user - times.user, system=now.system - times.system)
+
+
+def print_per_request(count: int, noun: str, took: dict, counts: Counter, profiled: bool,
+                      statuses: Counter) -> None:
+    """The per-request report of the request profilers: wall and CPU milliseconds each, then
+    the counters divided by `count`."""
+    each = {key: value / count * 1000 for key, value in took.items()}
+    print(f"{count} {noun} in {took['wall']:.2f}s: {each['wall']:.2f} ms wall,"
+          f" {each['cpu']:.2f} ms CPU of this process each"
+          f" ({each['user']:.2f} user, {each['system']:.2f} system)"
+          f"{' (profiled)' if profiled else ''}; statuses {dict(statuses)}")
+    for name, value in sorted(counts.items()):
+        print(f"  {name:<28} {value / count:6.2f} per request")

@@ -16,7 +16,6 @@ import os
 import secrets
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -75,18 +74,11 @@ def main() -> int:
             del counts["trace"]
         counts.clear()
         statuses = Counter()
-        with inprocess.profiled(not args.no_pyinstrument, args.html) as profiling:
-            started, cpu, times = time.perf_counter(), time.process_time(), os.times()
+        with inprocess.profiled(not args.no_pyinstrument, args.html) as profiling, \
+                inprocess.measured() as took:
             for n in range(args.claims):
                 statuses[one(n + len(wishes) * args.repeat)] += 1  # a fresh round
-            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-            user, system = (os.times().user - times.user), (os.times().system - times.system)
-        print(f"{args.claims} requests in {elapsed:.2f}s: {elapsed / args.claims * 1000:.2f} ms"
-              f" wall, {cpu / args.claims * 1000:.2f} ms CPU of this process each"
-              f" ({user / args.claims * 1000:.2f} user, {system / args.claims * 1000:.2f} system)"
-              f"{' (profiled)' if profiling else ''}; statuses {dict(statuses)}")
-        for name, value in sorted(counts.items()):
-            print(f"  {name:<28} {value / args.claims:6.2f} per request")
+        inprocess.print_per_request(args.claims, "requests", took, counts, profiling, statuses)
         with app.app_context():
             from app.extensions import db
             db.session.remove()

@@ -18,7 +18,6 @@ import os
 import secrets
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -84,19 +83,11 @@ def main() -> int:
             warm += 1
         counts.clear()
         statuses: Counter = Counter()
-        with inprocess.profiled(not args.no_pyinstrument, args.html) as profiling:
-            started, cpu, times = time.perf_counter(), time.process_time(), os.times()
+        with inprocess.profiled(not args.no_pyinstrument, args.html) as profiling, \
+                inprocess.measured() as took:
             for n in range(args.uploads):
                 statuses[one(warm + n)] += 1
-            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-            user, system = (os.times().user - times.user), (os.times().system - times.system)
-        k = args.uploads
-        print(f"{k} uploads in {elapsed:.2f}s: {elapsed / k * 1000:.2f} ms wall,"
-              f" {cpu / k * 1000:.2f} ms CPU of this process each"
-              f" ({user / k * 1000:.2f} user, {system / k * 1000:.2f} system)"
-              f"{' (profiled)' if profiling else ''}; statuses {dict(statuses)}")
-        for name, value in sorted(counts.items()):
-            print(f"  {name:<28} {value / k:6.2f} per request")
+        inprocess.print_per_request(args.uploads, "uploads", took, counts, profiling, statuses)
         with app.app_context():
             from app.extensions import db
             db.session.remove()
