@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timezone
 from functools import wraps
 
 from flask import current_app, g, json, jsonify, request
@@ -49,13 +50,40 @@ def _served_from_cache(view):
 def feed(args):
     """公开的心愿列表：仅展示待认领（open）的心愿；默认红色等级优先、再按发布时间先后"""
     page = service.public_feed(**args)
-    body = json.dumps(_feed_schema.dump(page),
-                      ensure_ascii=False).encode()
+    body = _feed_body(page)
     etag = hashlib.sha256(body).hexdigest()[:32]
     if g.feed_generation is not None:
         feed_cache.put(g.feed_generation, request.query_string, body, etag,
                        current_app.config["FEED_CACHE_SECONDS"])
     return _feed_response(body, etag)
+
+
+def _feed_body(page) -> bytes:
+    """The page as `json.dumps(_feed_schema.dump(page), ensure_ascii=False)` gives it, from each
+    card's JSON as this process last rendered it (`_item_json`)."""
+    year = datetime.now(timezone.utc).year
+    items = ", ".join([_item_json(card, year) for card in page.items])
+    return (f'{{"items": [{items}], "next_cursor": '
+            f'{json.dumps(page.next_cursor, ensure_ascii=False)}}}').encode()
+
+
+# A card's JSON in the feed, by the card itself: a PublicCard holds every value its JSON shows
+# (the age band also depends on the year), so an equal card renders to equal bytes and no
+# version number is needed; a changed wish is a different card. Cleared when full.
+_ITEMS_MAX = 8192
+_items: dict[tuple, str] = {}
+
+
+def _item_json(card, year: int) -> str:
+    key = (card, year)
+    text = _items.get(key)
+    if text is None:
+        text = json.dumps(_card_schema.dump(card), ensure_ascii=False)
+        if datetime.now(timezone.utc).year == year:  # not across a new year (the age band)
+            if len(_items) >= _ITEMS_MAX:
+                _items.clear()
+            _items[key] = text
+    return text
 
 
 _FEED_CACHE_CONTROL = "public, max-age=0, must-revalidate"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import false, select
+from sqlalchemy import select
 from sqlalchemy.orm import defaultload
 
 from app.auth.models import CASEWORKER, User
@@ -16,13 +16,13 @@ from app.errors import (
 )
 from app.extensions import db
 from app.lifecycle import Transition, history
-from app.pagination import Page, keyset_page
+from app.pagination import Page, decode_cursor, encode_cursor, keyset_page
 from app.pii_scan import refuse_pii
 from app.regions import validate_region_code
 from app.uow import lock, use_case
 from app.wishes.lifecycle import WISH, transition
 from app.wishes.models import Wish
-from app.wishes.public import PublicCard, read_public_card
+from app.wishes.public import FEED_KEYS, PublicCard, read_public_card, read_public_feed
 
 log = logging.getLogger(__name__)
 
@@ -214,29 +214,22 @@ def staff_wishes(user: User, *, status: str | None, limit: int, cursor: str | No
                        cursor=cursor, cursor_kind=f"staff-wishes:{status or ''}")
 
 
-FEED_SORTS = {
-    "urgency": ((Wish.level_rank, Wish.published_at, Wish.id), ("asc", "asc", "asc")),
-    "newest": ((Wish.published_at, Wish.id), ("desc", "desc")),
-}
-
-
 def public_feed(*, kind: str | None = None, level: str | None = None,
                 category: str | None = None, region: str | None = None,
                 sort: str = "urgency", limit: int = 20, cursor: str | None = None) -> Page:
-    """Open, visible wishes: red first and then the oldest (urgency), or newest first."""
-    # `hidden = false`, not `IS false`: PostgreSQL only matches the partial feed indexes'
-    # predicate (status = 'open' AND hidden = false) when written the same way.
-    query = select(Wish).where(Wish.status == "open", Wish.hidden == false())
-    if kind:
-        query = query.where(Wish.kind == kind)
-    if level:
-        query = query.where(Wish.level_rank == LEVEL_RANK[level])
-    if category:
-        bit = 1 << CATEGORIES.index(category)
-        query = query.where(Wish.category_mask.op("&")(bit) != 0)
+    """Open, visible wishes as public cards: red first and then the oldest (urgency), or newest
+    first; keyset pages (app.pagination's cursors, bound to the sort)."""
     if region:
         validate_region_code(region, "region")
-        query = query.where(Wish.region_code.startswith(region))
-    columns, directions = FEED_SORTS[sort]
-    return keyset_page(query, columns, directions, limit=limit, cursor=cursor,
-                       cursor_kind=f"feed:{sort}")
+    cursor_kind = f"feed:{sort}"
+    after = (decode_cursor(cursor_kind, cursor, len(FEED_KEYS[sort][0]))
+             if cursor else None)
+    rows = read_public_feed(
+        sort=sort, kind=kind or None, level_rank=LEVEL_RANK[level] if level else None,
+        category_bit=1 << CATEGORIES.index(category) if category else None,
+        region=region or None, after=after, limit=limit + 1)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(cursor_kind, rows[-1][1])
+    return Page(items=[card for card, _ in rows], next_cursor=next_cursor)

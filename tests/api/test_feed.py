@@ -266,3 +266,49 @@ def test_card_viewed_before_a_change_is_not_served_after_a_redis_restart(app, cl
     assert client.get(f"{API}/wishes/{wish}").status_code == 404
     _restart_redis(app)
     assert client.get(f"{API}/wishes/{wish}").status_code == 404
+
+
+def test_feed_bytes_are_the_schema_dump_of_the_wish_rows(app, client, actors, people):
+    """A page is assembled from each card's JSON (miniprogram_api.wishes._item_json), read from
+    the card's columns: its bytes are what dumping the ORM rows with the page schema gives."""
+    from flask import json
+
+    from app.extensions import db
+    from app.wishes.models import Wish
+    from miniprogram_api.wishes import FeedPage
+
+    for level, kind, categories in (("red", "goods", ("elderly", "illness")),
+                                    ("blue", "service", ("housing",)), ("orange", "education", ("child",))):
+        publish(actors, people, level=level, kind=kind, categories=categories, title="书包和文具")
+    for query in ("?limit=2", "?sort=newest", "?kind=service", "?category=child&limit=1"):
+        for _ in range(2):  # rendered, then from this process's cards (the page cache emptied)
+            with app.app_context():
+                from app.wishes import feed_cache
+                feed_cache._pages.clear()
+            res = client.get(f"{API}/wishes{query}")
+            body = res.get_json()
+            with app.app_context():
+                rows = [db.session.get(Wish, item["id"]) for item in body["items"]]
+                expected = json.dumps(FeedPage().dump(
+                    {"items": rows, "next_cursor": body["next_cursor"]}),
+                    ensure_ascii=False).encode()
+            assert res.get_data() == expected
+
+
+def test_a_card_shown_on_a_page_before_its_beneficiary_changed_is_not_reused(app, client, actors,
+                                                                             people):
+    """Each card's JSON is remembered under the card's own values: a changed alias is another
+    card, so a page rendered after the change shows it (no version number involved)."""
+    from app.beneficiaries.models import Beneficiary
+    from app.extensions import db
+    from app.wishes import feed_cache
+    from app.wishes.models import Wish
+
+    wish = publish(actors, people)
+    assert client.get(f"{API}/wishes").get_json()["items"][0]["alias"] == "林阿婆"
+    with app.app_context():
+        ben = db.session.get(Beneficiary, db.session.get(Wish, wish).beneficiary_id)
+        ben.alias = "阿婆"
+        db.session.commit()
+        feed_cache._pages.clear()
+    assert client.get(f"{API}/wishes").get_json()["items"][0]["alias"] == "阿婆"
