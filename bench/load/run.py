@@ -43,7 +43,10 @@ BROWSE = ("feed", "feed (next page)", "card", "stats", "ledger entries", "ledger
 CLAIM = ("claim", "claim (no claim held to prove)")
 PROOF = ("proof", "proof (same key again)")
 GROUPS = {"browse": BROWSE, "claim": CLAIM, "proof": PROOF}
-EXPECTED = {"claim": (201, 409), "claim (no claim held to prove)": (201, 409)}
+# A claim may also meet the per-user claim limit (RATELIMIT_CLAIMS_USER, 10 a minute by default,
+# kept for the bench): a simulated donor claims every few seconds at times, faster than a person,
+# and the 429 is the limit doing its job. They are counted and printed ("429:"), not failures.
+EXPECTED = {"claim": (201, 409, 429), "claim (no claim held to prove)": (201, 409, 429)}
 # Rate limits (miniprogram_api/ratelimit.py, RATELIMIT_<GROUP>_<KEY> settings): every simulated user comes
 # from 127.0.0.1, so the per-address limits would throttle the whole crowd as if it were one phone.
 # The bench raises those for its server only. Per-user limits stay at their defaults: each
