@@ -119,14 +119,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     @app.after_request
     def _headers(response):
         headers = response.headers
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["X-Request-Id"] = g.get("request_id", "")
+        for name, value in serving.answer_headers(g.get("request_id", "")):
+            if name == "Vary" and "Vary" in headers:
+                response.vary.add(value)
+            else:  # the usual case, without parsing and re-serialising a header set
+                headers[name] = value
         if request.environ.get("HTTP_AUTHORIZATION") or "Cache-Control" not in headers:
             headers["Cache-Control"] = "no-store"
-        if "Vary" in headers:
-            response.vary.add("Authorization")
-        else:  # the usual case, without parsing and re-serialising a header set
-            headers["Vary"] = "Authorization"
         return serving.finish(request, response)  # under gunicorn: close what must not stay open
 
     from miniprogram_api import ratelimit

@@ -27,6 +27,15 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import LimitedStream, get_input_stream
 
+def answer_headers(request_id: str) -> tuple[tuple[str, str], ...]:
+    """The headers every answer carries, however it was made: app/__init__.py's after_request hook
+    adds them to Flask's answers (an answer with a `Vary` of its own gets `Authorization` added to
+    it), and `miniprogram_api.wishes.CachedReads` to the cached public reads it answers before
+    Flask, so both kinds of answer say the same."""
+    return (("X-Content-Type-Options", "nosniff"), ("X-Request-Id", request_id),
+            ("Vary", "Authorization"))
+
+
 # What gunicorn discards of an unread body before it reuses a connection (gunicorn.http.parser's
 # _DRAIN_MAX_BYTES): a body left unread beyond this makes it close the socket.
 GUNICORN_DRAIN_BYTES = 64 * 1024

@@ -10,6 +10,7 @@ from miniprogram_api.blueprint import Blueprint, refuses_valid_input
 
 from miniprogram_api.policy import PUBLIC, allow, current_user, require_user
 from miniprogram_api.problems import request_id_of
+from app import serving
 from app.wishes import feed_cache, service
 from miniprogram_api.schemas import (
     FeedArgs, PublicWishCard, RejectIn, StaffWishArgs, StaffWishRecord, WishCreateIn,
@@ -162,9 +163,7 @@ class CachedReads:
 
 
 def _common_headers(environ) -> tuple:
-    """What app/__init__.py's after_request hook adds to a public answer without a token."""
-    return (("X-Content-Type-Options", "nosniff"), ("X-Request-Id", request_id_of(environ)),
-            ("Vary", "Authorization"))
+    return serving.answer_headers(request_id_of(environ))
 
 
 @blp.route("/wishes", methods=["POST"])
