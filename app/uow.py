@@ -134,6 +134,9 @@ class UnitOfWork:
 
     def _rollback(self) -> None:
         self._held = -1
+        # (also when the block ran no statement: the session then has no transaction to roll
+        # back, no after_rollback event comes, and the work would wait for the next commit)
+        _drop_callbacks(self.session)
         self.session.rollback()
 
 
