@@ -213,6 +213,7 @@ def reset(session: Session | None = None) -> None:
     does this before it answers; no unit of work is active then)."""
     session = _session(session)
     session.info.pop(_CURRENT, None)
+    _drop_callbacks(session)
     session.rollback()
 
 
