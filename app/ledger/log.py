@@ -156,16 +156,17 @@ WHERE (log.size + 1) %% (CAST(2 AS bigint) << b.level) = 0
 # planner's estimates; as a join, it once chose to scan a whole level and filter.)
 
 # The entry and all its nodes (its leaf hash at level 0 and every subtree it completes) in one
-# statement whatever their number: the nodes go as three arrays.
+# statement whatever their number: the nodes go as three arrays. The bytes and the arrays are
+# sent in binary (`%b`): no hex text to build for each hash (~60 µs of CPU an append).
 _INSERT = """
 WITH entry AS (
     INSERT INTO ledger_entries (index, leaf, leaf_hash, kind, source_type, source_id, created_at)
-    VALUES (%(index)s, %(leaf)s, %(leaf_hash)s, %(kind)s, %(source_type)s, %(source_id)s,
+    VALUES (%(index)s, %(leaf)b, %(leaf_hash)b, %(kind)s, %(source_type)s, %(source_id)s,
             %(created_at)s)
 )
 INSERT INTO ledger_nodes (level, index, hash)
-SELECT * FROM unnest(CAST(%(levels)s AS integer[]), CAST(%(indexes)s AS bigint[]),
-                     CAST(%(hashes)s AS bytea[]))
+SELECT * FROM unnest(CAST(%(levels)b AS integer[]), CAST(%(indexes)b AS bigint[]),
+                     CAST(%(hashes)b AS bytea[]))
 """
 
 # Other databases (SQLite in development): the same work in portable statements.
