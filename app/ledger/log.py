@@ -130,9 +130,9 @@ def _plan_nodes(plan) -> list[tuple[int, int]]:
     return [address for element in plan for address in element]
 
 
-# An append on PostgreSQL is four statements in three round trips: the lock and this look-up
-# (pipelined), one INSERT, the commit. They run on the driver's connection (`_Driver`), so
-# they are written in its parameter style.
+# An append on PostgreSQL is four statements: the lock, this look-up, one INSERT, the commit.
+# The first three run on the driver's connection (`_Driver`), so they are written in its
+# parameter style.
 # The look-up answers, under the lock, in one snapshot: whether the business event has its entry
 # already (`existing`, on the first row), the log's size n (`index` of the first row, level -1),
 # and the nodes the new leaf n completes subtrees with. Those are the left children of
@@ -212,13 +212,14 @@ class _Driver:
 
 def _look_up_on_postgres(driver: _Driver, source_type: str, source_id: str):
     """Take the ledger's lock, then look up (existing index or None, size, {address: hash} of
-    the left children the leaf completes) under it: two statements, one round trip."""
+    the left children the leaf completes) under it. (psycopg's pipeline mode would send both in
+    one round trip, but it cost ~60 µs more CPU an append, held under the GIL, than the round
+    trip it saves: bench/README.md, issue 11, third pass.)"""
     params = {"source_type": source_type, "source_id": source_id}
+    with driver.errors(_ADVISORY_LOCK_SQL):
+        driver.driver.execute(_ADVISORY_LOCK_SQL)
     with driver.errors(_LOOKUP, params):
-        with driver.driver.pipeline():  # both sent before either answer is awaited
-            driver.driver.execute(_ADVISORY_LOCK_SQL)
-            found = driver.driver.execute(_LOOKUP, params)
-        rows = found.fetchall()
+        rows = driver.driver.execute(_LOOKUP, params).fetchall()
     existing = index = None
     lefts = {}
     for level, i, hash_, found_index in rows:
@@ -238,7 +239,7 @@ def append(kind: str, entry: dict, source_type: str, source_id: str) -> int:
     # Nodes this transaction reads may be its own, uncommitted: not for the node cache.
     session.info[_APPENDED] = session.get_transaction()
     if postgres:
-        lock("ledger")  # the lock order's check; the lock itself goes with the look-up
+        lock("ledger")  # the lock order's check; the lock itself is taken on the driver below
         driver = _Driver(connection)
         existing, index, lefts = _look_up_on_postgres(driver, source_type, source_id)
     else:
