@@ -134,6 +134,9 @@ class UnitOfWork:
 
     def _rollback(self) -> None:
         self._held = -1
+        # (also when the block ran no statement: the session then has no transaction to roll
+        # back, no after_rollback event comes, and the work would wait for the next commit)
+        _drop_callbacks(self.session)
         self.session.rollback()
 
 
@@ -210,6 +213,7 @@ def reset(session: Session | None = None) -> None:
     does this before it answers; no unit of work is active then)."""
     session = _session(session)
     session.info.pop(_CURRENT, None)
+    _drop_callbacks(session)
     session.rollback()
 
 
@@ -240,8 +244,56 @@ def on_commit(session: Session, callback: Callable[[], None], key: str | None = 
     callbacks.append((key, callback))
 
 
+_PIPELINES = "after_commit_pipelines"
+
+
+def pipeline_on_commit(session: Session, client: Any, commands: Callable[[Any], None],
+                       answer: Callable[[Any], None] | None = None,
+                       key: str | None = None) -> None:
+    """After the commit, send `commands(pipe)` to Redis in the one round trip this transaction
+    makes on `client` after its commit: every caller's commands go on one pipeline (no MULTI:
+    each command stands alone), in the order they were registered. `answer(replies)` then gets
+    this caller's own replies (a command Redis refused replies with its exception); if the round
+    trip itself fails, `answer(error)`, and without an `answer` the failure is logged. With a
+    `key`, only the first registration under it in this transaction counts. Nothing is sent if
+    the transaction rolls back."""
+    batches = session.info.setdefault(_PIPELINES, {})
+    batch = batches.get(id(client))
+    if batch is None:
+        batch = batches[id(client)] = []
+        on_commit(session, functools.partial(_send_pipeline, client, batch))
+    if key is not None and any(k == key for k, _, _ in batch):
+        return
+    batch.append((key, commands, answer))
+
+
+def _send_pipeline(client: Any, batch: list) -> None:
+    pipe = client.pipeline(transaction=False)
+    spans = []
+    for _, commands, _ in batch:
+        start = len(pipe.command_stack)
+        commands(pipe)
+        spans.append((start, len(pipe.command_stack)))
+    try:
+        replies: Any = pipe.execute(raise_on_error=False)
+    except Exception as error:  # noqa: BLE001 - each caller decides what a lost round trip means
+        replies = error
+    finally:
+        pipe.reset()
+    for (_, _, answer), (start, end) in zip(batch, spans):
+        failed = isinstance(replies, Exception)
+        try:
+            if answer is not None:
+                answer(replies if failed else replies[start:end])
+            elif failed:
+                raise replies
+        except Exception:  # like any after-commit callback: logged, the commit stands
+            log.exception("after-commit Redis commands %r failed", answer or commands)
+
+
 @event.listens_for(Session, "after_commit")
 def _run_callbacks(session: Session) -> None:
+    session.info.pop(_PIPELINES, None)  # (their callback holds them)
     callbacks = session.info.pop(_CALLBACKS, [])
     for _, callback in callbacks:
         try:
@@ -253,3 +305,4 @@ def _run_callbacks(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_callbacks(session: Session) -> None:
     session.info.pop(_CALLBACKS, None)
+    session.info.pop(_PIPELINES, None)

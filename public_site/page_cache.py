@@ -7,8 +7,7 @@ while the numbers it was rendered under still hold (at most FEED_CACHE_SECONDS i
 - a wish's page under that wish's *card version* (any change to the wish row, which every claim
   step makes, bumps it) and the *ledger version* (its link into the ledger depends on the size);
 - the ledger's pages under the ledger version, which a commit hook here bumps whenever a
-  transaction appended a ledger entry, once before the commit and once after it, as the card
-  versions are.
+  transaction appended a ledger entry, once, after the commit (`_ledger_grows` says why once).
 
 The numbers are read before the database is, so a page rendered from a state that changed
 meanwhile is stored under a number already gone. A process trusts a number it read for
@@ -36,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from app.ledger import log as ledger_log
 from app.redis_conn import get_redis
-from app.uow import on_commit
+from app.uow import pipeline_on_commit
 from app.wishes import feed_cache
 
 log = logging.getLogger(__name__)
@@ -177,31 +176,35 @@ def ledger(key: Hashable, render: Callable[[], bytes]) -> bytes:
 
 # --- the ledger version ------------------------------------------------------------------------
 
-def _bump_ledger(client: redis.Redis) -> None:
-    with client.pipeline(transaction=False) as pipe:  # one round trip
-        pipe.set(LEDGER_VERSION_KEY, _epoch(), nx=True)
-        pipe.incr(LEDGER_VERSION_KEY)
-        pipe.execute()
+def _bump_ledger(pipe) -> None:
+    pipe.set(LEDGER_VERSION_KEY, _epoch(), nx=True)
+    pipe.incr(LEDGER_VERSION_KEY)
 
 
-def _safely_bump_ledger() -> None:
-    try:
-        _bump_ledger(get_redis())
-    except redis.RedisError:
+def _ledger_bumped(replies) -> None:
+    if isinstance(replies, Exception) or any(isinstance(r, Exception) for r in replies):
         log.warning("could not bump the ledger version; cached ledger pages expire by TTL")
 
 
 def _ledger_grows(session: Session) -> None:
     """Any transaction that appended to the ledger (app.ledger.log.append, whatever called it;
     its INSERT is not the ORM's, so no flush shows it) makes the ledger's pages, and the wish
-    pages that link into it, stale: bumped before its commit and once after."""
+    pages that link into it, stale: the ledger version is bumped once, after the commit, in the
+    one Redis round trip the transaction makes then (with the checkpoint bell, app.uow
+    .pipeline_on_commit). A page rendered before the bump (from the state before the commit, or
+    after it) is stored under the number the bump retires, and a read that starts after the
+    writer's response reads the new number. Unlike the card versions, no bump before the commit:
+    it cost an append a Redis round trip (a fifth of its time, bench/README.md) and only
+    narrowed what a crash or a Redis failure between the commit and the bump leaves: ledger
+    pages cached before the append, served until FEED_CACHE_SECONDS (the pages' own
+    Cache-Control lets a browser keep them 30 s anyway)."""
     if not ledger_log.appended_in(session):
         return
     session.info[_WROTE] = True
     if not has_app_context():  # no app, no Redis, no process serving pages from this session
         return
-    _safely_bump_ledger()
-    on_commit(session, _safely_bump_ledger, key="site:ledger-version")
+    pipeline_on_commit(session, get_redis(), _bump_ledger, _ledger_bumped,
+                       key="site:ledger-version")
 
 
 # --- this process's own writes -----------------------------------------------------------------

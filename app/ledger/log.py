@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 
 from sqlalchemy import bindparam, func, insert, select, text, tuple_
 
@@ -35,7 +36,8 @@ CHECKPOINT_BELL = "ledger-checkpoint"  # the signing job's id (app.queue.ring)
 
 # Taken first by every ledger writer, held to the end of its transaction. The key is written into
 # the statement: one constant statement, compiled once.
-_ADVISORY_LOCK = text(f"SELECT pg_advisory_xact_lock({LOCK_KEY})")
+_ADVISORY_LOCK_SQL = f"SELECT pg_advisory_xact_lock({LOCK_KEY})"
+_ADVISORY_LOCK = text(_ADVISORY_LOCK_SQL)
 
 
 def _postgres() -> bool:
@@ -129,16 +131,18 @@ def _plan_nodes(plan) -> list[tuple[int, int]]:
 
 
 # An append on PostgreSQL is four statements: the lock, this look-up, one INSERT, the commit.
+# The first three run on the driver's connection (`_Driver`), so they are written in its
+# parameter style.
 # The look-up answers, under the lock, in one snapshot: whether the business event has its entry
 # already (`existing`, on the first row), the log's size n (`index` of the first row, level -1),
 # and the nodes the new leaf n completes subtrees with. Those are the left children of
 # merkle.completed_by(n): for each level b below the number of trailing one bits of n, the
 # perfect subtree of 2^b leaves just before the new leaf, node(b, (n >> b) - 1).
-_LOOKUP = text("""
+_LOOKUP = """
 WITH log AS (SELECT coalesce(max(index) + 1, 0) AS size FROM ledger_entries)
 SELECT -1 AS level, log.size AS index, NULL AS hash,
        (SELECT e.index FROM ledger_entries AS e
-        WHERE e.source_type = :source_type AND e.source_id = :source_id) AS existing
+        WHERE e.source_type = %(source_type)s AND e.source_id = %(source_id)s) AS existing
 FROM log
 UNION ALL
 SELECT b.level, (log.size >> b.level) - 1,
@@ -146,22 +150,24 @@ SELECT b.level, (log.size >> b.level) - 1,
         WHERE node.level = b.level AND node.index = (log.size >> b.level) - 1),
        NULL
 FROM log CROSS JOIN generate_series(0, 62) AS b(level)
-WHERE (log.size + 1) % (CAST(2 AS bigint) << b.level) = 0
-""")
+WHERE (log.size + 1) %% (CAST(2 AS bigint) << b.level) = 0
+"""
 # (Each node is a correlated subquery, a primary-key look-up by both columns whatever the
 # planner's estimates; as a join, it once chose to scan a whole level and filter.)
 
 # The entry and all its nodes (its leaf hash at level 0 and every subtree it completes) in one
-# statement whatever their number: the nodes go as three arrays.
-_INSERT = text("""
+# statement whatever their number: the nodes go as three arrays. The bytes and the arrays are
+# sent in binary (`%b`): no hex text to build for each hash (~60 µs of CPU an append).
+_INSERT = """
 WITH entry AS (
     INSERT INTO ledger_entries (index, leaf, leaf_hash, kind, source_type, source_id, created_at)
-    VALUES (:index, :leaf, :leaf_hash, :kind, :source_type, :source_id, :created_at)
+    VALUES (%(index)s, %(leaf)b, %(leaf_hash)b, %(kind)s, %(source_type)s, %(source_id)s,
+            %(created_at)s)
 )
 INSERT INTO ledger_nodes (level, index, hash)
-SELECT * FROM unnest(CAST(:levels AS integer[]), CAST(:indexes AS bigint[]),
-                     CAST(:hashes AS bytea[]))
-""")
+SELECT * FROM unnest(CAST(%(levels)b AS integer[]), CAST(%(indexes)b AS bigint[]),
+                     CAST(%(hashes)b AS bytea[]))
+"""
 
 # Other databases (SQLite in development): the same work in portable statements.
 _EXISTING_AND_SIZE = select(
@@ -173,18 +179,10 @@ _INSERT_ENTRY = insert(LedgerEntry.__table__)
 _INSERT_NODES = insert(LedgerNode.__table__)
 
 
-def _look_up(source_type: str, source_id: str, postgres: bool):
-    """(existing index or None, size, {address: hash} of the left children the leaf completes)."""
+def _look_up(source_type: str, source_id: str):
+    """Other databases: (existing index or None, size, {address: hash} of the left children the
+    leaf completes)."""
     params = {"source_type": source_type, "source_id": source_id}
-    if postgres:
-        existing = index = None
-        lefts = {}
-        for level, i, hash_, found in db.session.execute(_LOOKUP, params):
-            if level == -1:  # (UNION ALL promises no order)
-                existing, index = found, i
-            elif hash_ is not None:
-                lefts[(level, i)] = bytes(hash_)
-        return existing, index, lefts
     existing, last = db.session.execute(_EXISTING_AND_SIZE, params).one()
     index = 0 if last is None else last + 1
     if existing is not None:
@@ -192,15 +190,61 @@ def _look_up(source_type: str, source_id: str, postgres: bool):
     return None, index, _nodes((level - 1, 2 * i) for level, i in merkle.completed_by(index))
 
 
+class _Driver:
+    """The session's connection, its transaction begun, as the driver's (psycopg's) own: the
+    append's three statements are constant SQL with plain values, and SQLAlchemy's execution
+    around each (compiled-cache look-up, execution context, result object) cost more CPU than
+    the driver's work and the database's together (bench/README.md, issue 11, third pass). A
+    driver error goes through SQLAlchemy's own handling, so it is raised as SQLAlchemy would
+    have raised it, and a dead connection invalidates the pool (the 503 of an outage)."""
+
+    def __init__(self, connection) -> None:
+        self.connection = connection  # SQLAlchemy's
+        self.driver = connection.connection.driver_connection
+
+    @contextmanager
+    def errors(self, statement: str, params=None):
+        try:
+            yield
+        except self.connection.dialect.loaded_dbapi.Error as error:
+            self.connection._handle_dbapi_exception(error, statement, params, None, None)
+
+
+def _look_up_on_postgres(driver: _Driver, source_type: str, source_id: str):
+    """Take the ledger's lock, then look up (existing index or None, size, {address: hash} of
+    the left children the leaf completes) under it. (psycopg's pipeline mode would send both in
+    one round trip, but it cost ~60 µs more CPU an append, held under the GIL, than the round
+    trip it saves: bench/README.md, issue 11, third pass.)"""
+    params = {"source_type": source_type, "source_id": source_id}
+    with driver.errors(_ADVISORY_LOCK_SQL):
+        driver.driver.execute(_ADVISORY_LOCK_SQL)
+    with driver.errors(_LOOKUP, params):
+        rows = driver.driver.execute(_LOOKUP, params).fetchall()
+    existing = index = None
+    lefts = {}
+    for level, i, hash_, found_index in rows:
+        if level == -1:  # (UNION ALL promises no order)
+            existing, index = found_index, i
+        elif hash_ is not None:
+            lefts[(level, i)] = bytes(hash_)
+    return existing, index, lefts
+
+
 def append(kind: str, entry: dict, source_type: str, source_id: str) -> int:
     """Add one entry inside the caller's unit of work; the same (source_type, source_id) again
     returns the index it already has. Returns the entry's index."""
-    postgres = _postgres()
-    _lock(postgres)
     session = db.session()
+    connection = session.connection()  # (begins the session's transaction, if not yet)
+    postgres = connection.dialect.name == "postgresql"
     # Nodes this transaction reads may be its own, uncommitted: not for the node cache.
     session.info[_APPENDED] = session.get_transaction()
-    existing, index, lefts = _look_up(source_type, source_id, postgres)
+    if postgres:
+        lock("ledger")  # the lock order's check; the lock itself is taken on the driver below
+        driver = _Driver(connection)
+        existing, index, lefts = _look_up_on_postgres(driver, source_type, source_id)
+    else:
+        _lock(False)
+        existing, index, lefts = _look_up(source_type, source_id)
     if existing is not None:
         return existing
     leaf = canonical(entry)
@@ -220,7 +264,9 @@ def append(kind: str, entry: dict, source_type: str, source_id: str) -> int:
     row = {"index": index, "leaf": leaf, "leaf_hash": leaf_hash, "kind": kind,
            "source_type": source_type, "source_id": source_id, "created_at": utcnow()}
     if postgres:
-        session.execute(_INSERT, {**row, "levels": levels, "indexes": indexes, "hashes": hashes})
+        params = {**row, "levels": levels, "indexes": indexes, "hashes": hashes}
+        with driver.errors(_INSERT, params):
+            driver.driver.execute(_INSERT, params)
     else:
         session.execute(_INSERT_ENTRY, row)
         session.execute(_INSERT_NODES, [{"level": lv, "index": i, "hash": h}

@@ -260,3 +260,56 @@ def test_a_commit_that_appends_rings_once_for_a_signed_checkpoint(app, actors):
         assert sign_checkpoint() == 1
         assert sign_checkpoint() == 1
         assert db.session.query(LedgerCheckpoint).count() == 1
+
+
+def test_an_append_whose_connection_died_fails_as_an_outage_and_leaves_nothing(app, needs_postgres):
+    """The append's statements run on the driver's connection (app.ledger.log._Driver): a
+    connection killed under them is still raised as SQLAlchemy raises an outage (a 503, not a
+    500), the pool is renewed, and the next append starts from a good connection."""
+    from sqlalchemy.pool import NullPool
+
+    from app.errors import is_transient_outage
+
+    with app.app_context():
+        assert _append(0) == 0
+        db.session.commit()
+        pid = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        admin = sa.create_engine(db.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"),
+                                {"pid": pid}).scalar_one()
+        admin.dispose()
+        with pytest.raises(sa.exc.DBAPIError) as raised:
+            _append(1)
+        assert raised.value.connection_invalidated and is_transient_outage(raised.value)
+        db.session.rollback()
+        assert log.size() == 1
+        assert _append(1) == 1
+        db.session.commit()
+        assert log.size() == 2
+        merkle.check_inclusion(merkle.leaf_hash(entries.canonical(_entry(1))), 1, 2,
+                               log.inclusion(1, 2), log.root(2))
+
+
+def test_an_append_that_fails_in_its_insert_leaves_no_entry_and_no_node(app, needs_postgres):
+    """The INSERT writes the entry and its nodes in one statement: if it fails, neither is
+    there, and the log goes on from the same index."""
+    with app.app_context():
+        for n in range(3):
+            _append(n)
+        db.session.commit()
+        # A node the fourth entry would write exists already (written behind the log's back,
+        # as a corrupt store would have it): its INSERT fails on the primary key.
+        db.session.execute(sa.insert(LedgerNode).values(level=2, index=0, hash=b"x" * 32))
+        with pytest.raises(sa.exc.IntegrityError):
+            _append(3)
+        db.session.rollback()
+        assert log.size() == 3
+        assert db.session.get(LedgerNode, (0, 3)) is None
+        assert db.session.get(LedgerNode, (2, 0)) is None
+        assert _append(3) == 3
+        db.session.commit()
+        tree = merkle.MemoryTree()
+        for n in range(4):
+            tree.append(entries.canonical(_entry(n)))
+        assert log.root(4) == tree.root()

@@ -105,3 +105,32 @@ def test_only_the_unit_of_work_commits_or_rolls_back():
                  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
                  if calls.search(line)]
     assert offenders == []
+
+
+def test_after_commit_redis_commands_of_a_transaction_go_in_one_pipeline(app):
+    """app.uow.pipeline_on_commit: every caller's commands after the commit, each answered with
+    its own replies; a key registered twice counts once; nothing at all after a rollback."""
+    from app.redis_conn import get_redis
+    from app.uow import pipeline_on_commit
+
+    answers: dict[str, object] = {}
+    with app.app_context():
+        client = get_redis()
+        client.delete("uow:a", "uow:b")
+        with unit_of_work() as uow:
+            pipeline_on_commit(uow.session, client, lambda pipe: pipe.incr("uow:a"),
+                               lambda replies: answers.__setitem__("a", replies), key="a")
+            pipeline_on_commit(uow.session, client, lambda pipe: pipe.incr("uow:a"),
+                               lambda replies: answers.__setitem__("again", replies), key="a")
+            pipeline_on_commit(uow.session, client,
+                               lambda pipe: (pipe.set("uow:b", 7), pipe.get("uow:b")),
+                               lambda replies: answers.__setitem__("b", replies))
+            assert client.get("uow:a") is None and answers == {}
+        assert answers == {"a": [1], "b": [True, b"7"]}
+        with pytest.raises(RuntimeError):
+            with unit_of_work() as uow:
+                pipeline_on_commit(uow.session, client, lambda pipe: pipe.incr("uow:a"))
+                raise RuntimeError("boom")
+        with unit_of_work():
+            pass  # a later commit sends nothing the rolled back one registered
+        assert client.get("uow:a") == b"1"
