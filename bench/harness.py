@@ -113,6 +113,26 @@ class Server:
                 total += int(fields[11]) + int(fields[12])  # utime, stime
         return total / ticks
 
+    def cpu_split(self) -> dict[str, float]:
+        """User and system CPU seconds, and voluntary / involuntary context switches, of the
+        master and its workers so far (Linux /proc; zeros elsewhere)."""
+        ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        totals = {"user": 0.0, "system": 0.0, "voluntary_switches": 0, "involuntary_switches": 0}
+        for pid in [self.process.pid, *_children(self.process.pid)]:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                totals["user"] += int(fields[11]) / ticks
+                totals["system"] += int(fields[12]) / ticks
+                for task in Path(f"/proc/{pid}/task").iterdir():  # every thread's own count
+                    with contextlib.suppress(OSError, ValueError):
+                        for line in (task / "status").read_text().splitlines():
+                            name, _sep, value = line.partition(":")
+                            if name == "voluntary_ctxt_switches":
+                                totals["voluntary_switches"] += int(value)
+                            elif name == "nonvoluntary_ctxt_switches":
+                                totals["involuntary_switches"] += int(value)
+        return totals
+
     def stop(self) -> None:
         if self.process.poll() is not None:
             return
