@@ -157,9 +157,9 @@ class Gunicorn:
     def argv(self, target: str, port: int) -> list[str]:
         argv = [sys.executable, "-m", "gunicorn", target, "--bind", f"127.0.0.1:{port}",
                 "--workers", str(self.workers), "--worker-class", self.worker_class,
-                "--log-level", "warning", *self.extra]
-        if self.threads > 1:
-            argv += ["--threads", str(self.threads)]
+                "--log-level", "warning", "--threads", str(self.threads), *self.extra]
+        # --threads always: gunicorn.conf.py's `threads` would otherwise apply, and gunicorn
+        # turns a sync worker with more than one thread into gthread.
         return argv
 
     def describe(self) -> str:
