@@ -51,8 +51,8 @@ def issue_access_token(user) -> tuple[str, int]:
 
 
 # Verified tokens, per app (so per signing key), each with what its check compared: a token is
-# verified once per process, not on every request (the JWT decode and HMAC were ~4 % of a claim
-# request's CPU). A hit re-checks the expiry (with the same leeway) and the issuer and audience
+# verified once per process, not on every request (42 µs alone; the JWT decode and HMAC were 3.7 %
+# of the gunicorn workers' GIL samples in a claim storm). A hit re-checks the expiry (with the same leeway) and the issuer and audience
 # as configured now; a disabled account or a changed role or token version is the caller's
 # re-read of the account (miniprogram_api/policy.py), as for a token verified anew.
 _VERIFIED_MAX = 10_000
