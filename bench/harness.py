@@ -113,6 +113,26 @@ class Server:
                 total += int(fields[11]) + int(fields[12])  # utime, stime
         return total / ticks
 
+    def cpu_split(self) -> dict[str, float]:
+        """User and system CPU seconds, and voluntary / involuntary context switches, of the
+        master and its workers so far (Linux /proc; zeros elsewhere)."""
+        ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        totals = {"user": 0.0, "system": 0.0, "voluntary_switches": 0, "involuntary_switches": 0}
+        for pid in [self.process.pid, *_children(self.process.pid)]:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                totals["user"] += int(fields[11]) / ticks
+                totals["system"] += int(fields[12]) / ticks
+                for task in Path(f"/proc/{pid}/task").iterdir():  # every thread's own count
+                    with contextlib.suppress(OSError, ValueError):
+                        for line in (task / "status").read_text().splitlines():
+                            name, _sep, value = line.partition(":")
+                            if name == "voluntary_ctxt_switches":
+                                totals["voluntary_switches"] += int(value)
+                            elif name == "nonvoluntary_ctxt_switches":
+                                totals["involuntary_switches"] += int(value)
+        return totals
+
     def stop(self) -> None:
         if self.process.poll() is not None:
             return
@@ -137,9 +157,9 @@ class Gunicorn:
     def argv(self, target: str, port: int) -> list[str]:
         argv = [sys.executable, "-m", "gunicorn", target, "--bind", f"127.0.0.1:{port}",
                 "--workers", str(self.workers), "--worker-class", self.worker_class,
-                "--log-level", "warning", *self.extra]
-        if self.threads > 1:
-            argv += ["--threads", str(self.threads)]
+                "--log-level", "warning", "--threads", str(self.threads), *self.extra]
+        # --threads always: gunicorn.conf.py's `threads` would otherwise apply, and gunicorn
+        # turns a sync worker with more than one thread into gthread.
         return argv
 
     def describe(self) -> str:

@@ -63,6 +63,11 @@ def _statements():
     }
 
 
+_NO_CONSENTS_OF_WISH = defaultload(Wish.beneficiary).lazyload(Beneficiary.consents)
+_NO_CONSENTS_OF_CLAIM = defaultload(Claim.wish).defaultload(Wish.beneficiary).lazyload(
+    Beneficiary.consents)
+
+
 def _check_donor_may_claim(donor: User, now: datetime) -> None:
     window_start = now - timedelta(seconds=_cfg("CLAIM_STRIKE_WINDOW_SECONDS"))
     active, strikes, latest = db.session.execute(
@@ -146,7 +151,9 @@ def _second(at: datetime) -> int:
 
 def get_claim_for(user: User, claim_id: str, *, lock: bool = False) -> Claim:
     """Its donor, a caseworker in scope of its wish, or a moderator; everyone else gets 404."""
-    query = select(Claim).where(Claim.id == claim_id)
+    # Not the beneficiary's consents (a selectin load on every read of a claim; none of the
+    # claim's moves reads them, and one that does loads them then).
+    query = select(Claim).where(Claim.id == claim_id).options(_NO_CONSENTS_OF_CLAIM)
     if lock:
         # populate_existing: a claim this transaction read before the lock (submit_proof's checks)
         # takes the row as it is now, under the lock, not as it was then.
@@ -166,8 +173,10 @@ def lock_claim_for(user: User, claim_id: str) -> Claim:
     """get_claim_for with row locks on the claim and then its wish (always in that order), and
     the wish re-read under its lock: every move of a claim starts here."""
     claim = get_claim_for(user, claim_id, lock=True)
-    lock_("wish", select(Wish.id).where(Wish.id == claim.wish_id).with_for_update())
-    db.session.refresh(claim.wish)
+    # The lock and the re-read in one statement (populate_existing: the wish as it is under the
+    # lock, not as an earlier read of this transaction left it).
+    lock_("wish", select(Wish).where(Wish.id == claim.wish_id).with_for_update(of=Wish)
+          .options(_NO_CONSENTS_OF_WISH).execution_options(populate_existing=True)).scalar_one()
     return claim
 
 

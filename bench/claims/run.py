@@ -54,8 +54,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent of wish choice")
     parser.add_argument("--replay", type=float, default=0.05,
                         help="share of 201s re-sent with the same Idempotency-Key")
+    # The service's own settings (gunicorn.conf.py, scripts/run): 2 gthread workers of 4 threads,
+    # an access log.
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4, help="gunicorn gthread threads")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class")
+    parser.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
+                        help="gunicorn writes its access log, as scripts/run has it do (to a file "
+                        "in the temporary folder; ~50 µs of CPU a request)")
     parser.add_argument("--active-limit", type=int, default=100_000,
                         help="CLAIM_ACTIVE_LIMIT for the server (high: the limit is not measured)")
     parser.add_argument("--pg", default=os.environ.get(
@@ -247,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     harness.sigterm_as_interrupt()
     common.flush_redis(args.redis)
-    gunicorn = harness.Gunicorn(args.workers, "gthread", args.threads)
+    gunicorn = harness.Gunicorn(args.workers, args.worker_class, args.threads)
     rounds, problems, latencies, replays = [], [], [], Counter()
     with tempfile.TemporaryDirectory(prefix="bench-claims-") as tmp, \
             harness.throwaway_database(args.pg, "wxy_bench_claims", args.keep) as url:
@@ -262,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                               RATELIMIT_CLAIMS_USER="100000/minute",
                               RATELIMIT_CLAIMS_ADDRESS="1000000/minute",
                               INSTANCE_PATH=str(work / "instance"))
+        if args.access_log:
+            gunicorn.extra = ["--access-logfile", str(work / "access.log")]
         server = gunicorn.start("claims-app", "wsgi:app", env, "/api/v1/healthz", work)
         conns = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)
                  for _ in range(args.connections)]
@@ -270,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         # each), which a short storm would otherwise spread over its requests.
         cpu_start, pg_start, client_start = (server.cpu_seconds(), postgres_cpu(url),
                                              time.process_time())
+        split_start = server.cpu_split()
         print(f"gunicorn {gunicorn.describe()}; {args.connections} client threads; "
               f"CLAIM_ACTIVE_LIMIT={args.active_limit}; storm of {args.seconds:g} s")
         try:
@@ -293,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"  {'PASS' if not wrong else 'FAIL'}")
                 if time.monotonic() < deadline:
                     reopen(url)
+            split = {k: v - split_start[k] for k, v in server.cpu_split().items()}
             cpu = {"gunicorn": server.cpu_seconds() - cpu_start, "gunicorn_start": cpu_start,
                    "postgres": postgres_cpu(url) - pg_start,
                    "client": time.process_time() - client_start}
@@ -304,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         problems += final_check(url, total_201)
     common.flush_redis(args.redis)
     return report(args, rounds, latencies, replays, problems, storm_seconds, cpu,
-                  gunicorn.describe(), load_before)
+                  gunicorn.describe(), load_before, split)
 
 
 def postgres_cpu(url: str) -> float:
@@ -327,7 +337,7 @@ def postgres_cpu(url: str) -> float:
 
 
 def report(args, rounds, latencies, replays, problems, storm_seconds, cpus, gunicorn,
-           load_before) -> int:
+           load_before, split) -> int:
     cpu = cpus["gunicorn"]
     outcomes = Counter(o for _s, o in latencies)
     total = len(latencies)
@@ -345,6 +355,10 @@ def report(args, rounds, latencies, replays, problems, storm_seconds, cpus, guni
           f"measured before 2026-12-07 22:30: {per['gunicorn'] + per['gunicorn_start']:.2f}), "
           f"PostgreSQL backends {per['postgres']:.2f}, bench client {per['client']:.2f}; "
           f"the three: {per['gunicorn'] + per['postgres'] + per['client']:.2f}")
+    n = max(1, total)
+    print(f"gunicorn per request: user {split['user'] / n * 1000:.2f} ms, system "
+          f"{split['system'] / n * 1000:.2f} ms; context switches {split['voluntary_switches'] / n:.1f}"
+          f" voluntary, {split['involuntary_switches'] / n:.1f} involuntary")
     print()
     print(f"{'latency (ms)':<14} {'count':>7} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}")
     for name, values in by.items():
@@ -374,7 +388,7 @@ def report(args, rounds, latencies, replays, problems, storm_seconds, cpus, guni
         "gunicorn": gunicorn, "storm_seconds": storm_seconds, "requests": total,
         "claims": created, "claims_per_s": created / storm_seconds,
         "requests_per_s": total / storm_seconds, "cpu_ms_per_request": cpu / max(1, total) * 1000,
-        "cpu_ms_per_request_by_process": per,
+        "cpu_ms_per_request_by_process": per, "gunicorn_split": split,
         "latency_ms": {k: {"p50": pct(v, 50), "p99": pct(v, 99)} for k, v in by.items()},
         "outcomes": dict(outcomes), "replays": dict(replays), "rounds": rounds,
         "problems": problems, "verdict": verdict,

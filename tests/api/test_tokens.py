@@ -224,3 +224,22 @@ def test_issued_token_carries_the_required_claims(app, donor):
     assert claims["aud"] == app.config["JWT_AUDIENCE"]
     assert claims["sub"] == donor.id
     assert claims["exp"] - claims["iat"] == app.config["ACCESS_TOKEN_TTL_SECONDS"]
+
+
+def test_a_token_accepted_before_is_refused_once_it_has_expired(client, app, donor, monkeypatch):
+    """A verified token is remembered per process (app/auth/tokens.py): the remembered one still
+    expires, with the same 5 s leeway as a token verified anew."""
+    from app.auth import tokens
+
+    claims = {**claims_of(donor.token), "exp": int(time.time()) + 60}
+    token = _sign(app, claims)
+    assert _get_me(client, token).status_code == 200
+    assert _get_me(client, token).status_code == 200  # the remembered verification
+
+    class Later:
+        @staticmethod
+        def time() -> float:
+            return claims["exp"] + 6
+
+    monkeypatch.setattr(tokens, "time", Later)
+    _assert_invalid_token(_get_me(client, token))
