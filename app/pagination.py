@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import Select, and_, or_, tuple_
@@ -84,9 +84,15 @@ def keyset_page(query: Select, columns: Sequence, directions: Sequence[str], *, 
     order = [c.asc() if d == "asc" else c.desc() for c, d in zip(columns, directions)]
     result = db.session.execute(query.order_by(*order).limit(limit + 1))
     rows = list(result.scalars() if scalars else result)
+    return page_of(rows, limit, cursor_kind, lambda last: [getattr(last, c.key) for c in columns])
+
+
+def page_of(rows: list, limit: int, cursor_kind: str,
+            key_of: Callable[[Any], Sequence[Any]]) -> Page:
+    """A page of the first `limit` of `rows`, read as up to `limit + 1` rows after the cursor:
+    the one more row says a next page exists, whose cursor is the last row's key (`key_of`)."""
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor(cursor_kind, [getattr(last, c.key) for c in columns])
+        next_cursor = encode_cursor(cursor_kind, key_of(rows[-1]))
     return Page(items=rows, next_cursor=next_cursor)

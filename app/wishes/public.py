@@ -5,10 +5,11 @@ import functools
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Integer, bindparam, false, literal_column, or_, select, tuple_
+from sqlalchemy import Integer, bindparam, false, literal_column, or_, select
 
 from app.beneficiaries.models import Beneficiary, categories_of
 from app.extensions import db
+from app.pagination import after_condition
 from app.wishes.models import PUBLISHED, Wish, age_band
 
 
@@ -111,17 +112,22 @@ def _card_sql(dialect) -> tuple[str, tuple[str, ...], tuple]:
 
 @functools.cache
 def _card_query():
-    columns = [getattr(Wish, name) for name in _WISH_COLUMNS]
     # The published statuses as constants in the SQL text (no IN list expanded per execution).
     published = or_(*(Wish.status == literal_column(f"'{status}'") for status in PUBLISHED))
-    return (select(*columns, Beneficiary.alias, Beneficiary.birth_year)
+    return (select(*_card_columns())
             .join(Beneficiary, Beneficiary.id == Wish.beneficiary_id)
             .where(Wish.id == bindparam("wish_id"), published, Wish.hidden == false()))
 
 
-_WISH_COLUMNS = ("id", "title", "story", "kind", "item", "estimated_value_fen", "level",
-                 "category_mask", "region_code", "status", "published_at", "due_at",
-                 "fulfilled_at")
+_CARD_FIELDS = tuple(PublicCard.__dataclass_fields__)  # the card's fields, in their order
+
+
+@functools.cache
+def _card_columns() -> tuple:
+    """The columns a card is read from, one per field of PublicCard and in its order (the
+    beneficiary's alias and birth year, the wish's own columns for the rest)."""
+    return tuple(getattr(Beneficiary if name in ("alias", "birth_year") else Wish, name)
+                 for name in _CARD_FIELDS)
 
 
 # --- the public feed -----------------------------------------------------------------------------
@@ -131,9 +137,6 @@ FEED_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "urgency": (("level_rank", "published_at", "id"), "asc"),  # red first, then the oldest
     "newest": (("published_at", "id"), "desc"),
 }
-_CARD_FIELDS = tuple(PublicCard.__dataclass_fields__)  # the card's fields, in their order
-
-
 def read_public_feed(*, sort: str, kind: str | None = None, level_rank: int | None = None,
                      category_bit: int | None = None, region: str | None = None,
                      after: list | None = None, limit: int) -> list[tuple[PublicCard, tuple]]:
@@ -166,12 +169,9 @@ def _feed_query(sort: str, kind: bool, level_rank: bool, category_bit: bool, reg
                 after: bool):
     names, direction = FEED_KEYS[sort]
     keys = [getattr(Wish, name) for name in names]
-    columns = [Beneficiary.alias if name == "alias" else
-               Beneficiary.birth_year if name == "birth_year" else getattr(Wish, name)
-               for name in _CARD_FIELDS]
     # `status = 'open' AND hidden = false` written as the partial feed indexes' predicate, with
     # the status a constant in the SQL text, so PostgreSQL matches it on every plan.
-    query = (select(*columns, *keys)
+    query = (select(*_card_columns(), *keys)
              .join(Beneficiary, Beneficiary.id == Wish.beneficiary_id)
              .where(Wish.status == literal_column("'open'"), Wish.hidden == false()))
     if kind:
@@ -184,8 +184,8 @@ def _feed_query(sort: str, kind: bool, level_rank: bool, category_bit: bool, reg
     if region:
         query = query.where(Wish.region_code.startswith(bindparam("region")))
     if after:
-        bound = tuple_(*[bindparam(f"after_{i}", type_=key.type) for i, key in enumerate(keys)])
-        query = query.where(tuple_(*keys) > bound if direction == "asc" else
-                            tuple_(*keys) < bound)
+        query = query.where(after_condition(
+            keys, [direction] * len(keys),
+            [bindparam(f"after_{i}", type_=key.type) for i, key in enumerate(keys)]))
     order = [key.asc() if direction == "asc" else key.desc() for key in keys]
     return query.order_by(*order).limit(bindparam("limit", type_=Integer()))

@@ -16,7 +16,7 @@ from app.errors import (
 )
 from app.extensions import db
 from app.lifecycle import Transition, history
-from app.pagination import Page, decode_cursor, encode_cursor, keyset_page
+from app.pagination import Page, decode_cursor, keyset_page, page_of
 from app.pii_scan import refuse_pii
 from app.regions import validate_region_code
 from app.uow import lock, use_case
@@ -228,8 +228,5 @@ def public_feed(*, kind: str | None = None, level: str | None = None,
         sort=sort, kind=kind or None, level_rank=LEVEL_RANK[level] if level else None,
         category_bit=1 << CATEGORIES.index(category) if category else None,
         region=region or None, after=after, limit=limit + 1)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(cursor_kind, rows[-1][1])
-    return Page(items=[card for card, _ in rows], next_cursor=next_cursor)
+    page = page_of(rows, limit, cursor_kind, lambda last: last[1])  # (card, its sort key)
+    return Page(items=[card for card, _ in page.items], next_cursor=page.next_cursor)
