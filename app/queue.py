@@ -99,9 +99,20 @@ def ring(queue_name: str, func_path: str, args: tuple = (), kwargs: dict | None 
     # The common case under load, a bell already waiting, in one round trip (and no Queue
     # object): a job seen waiting after this ring's commit runs after it, whatever happens to
     # it next.
-    status = connection.hget(job_key, "status")
-    if status is not None and status.decode() in _WAITING:
+    if _waiting(connection.hget(job_key, "status")):
         return False
+    return _ring_watched(queue_name, func_path, args, kwargs, key, again, connection, options)
+
+
+def _waiting(status: bytes | None) -> bool:
+    """Whether a job's stored status (its hash's `status` field, as Redis answers it) is waiting."""
+    return status is not None and status.decode() in _WAITING
+
+
+def _ring_watched(queue_name: str, func_path: str, args: tuple, kwargs: dict, key: str,
+                  again: bool, connection: redis.Redis, options: dict) -> bool:
+    """`ring` past its quick look: the job's state read and acted on atomically."""
+    job_key = Job.key_for(key)
     queue = get_queue(queue_name, connection)
     with queue.connection.pipeline() as pipe:
         while True:
@@ -185,12 +196,10 @@ def ring_after_commit(session: Session, queue_name: str, func_path: str, *args: 
 
     # The common case, a bell already waiting, is one HGET in the round trip the transaction
     # makes after its commit anyway (with the site's version bumps, app.uow.pipeline_on_commit);
-    # anything else rings as `ring` does, from the start.
+    # anything else rings as `ring` does after its own look.
     def answer(replies) -> None:
-        status = None if isinstance(replies, Exception) else replies[0]
-        if isinstance(status, bytes) and status.decode() in _WAITING:
-            return
-        ring(queue_name, func_path, args, key=key, again=again, connection=connection)
+        if isinstance(replies, Exception) or not _waiting(replies[0]):
+            _ring_watched(queue_name, func_path, args, {}, key, again, connection, {})
 
     pipeline_on_commit(session, connection, lambda pipe: pipe.hget(job_key, "status"), answer,
                        key=f"ring:{key}")
