@@ -384,6 +384,15 @@ def test_many_starting_one_task_at_once_move_the_application_once(app, client, a
 
 # --- the audit ------------------------------------------------------------------------------------
 
+def _enrol_through_a_visit(app, client, actors):
+    """A spike's visit task completed `enrolled` with a new beneficiary: (the task, its id)."""
+    caseworker = actors.caseworker([TOWN])
+    spike_task(app, alert_at=AT)
+    task = _open_task(client, caseworker)
+    done = _complete(client, caseworker, task["id"], **_enrolled(beneficiary=enrol_beneficiary()))
+    return task, done.get_json()["beneficiary_id"]
+
+
 def _enrolled_check(report):
     [check] = [r for r in report.results if r.name == "enrolled_tasks_recorded"]
     return check
@@ -395,11 +404,7 @@ def test_the_audit_finds_an_enrolled_task_without_its_assistance_type(app, clien
     from app.cases.models import Person
     from app.extensions import db
 
-    caseworker = actors.caseworker([TOWN])
-    spike_task(app, alert_at=AT)
-    task = _open_task(client, caseworker)
-    done = _complete(client, caseworker, task["id"], **_enrolled(beneficiary=enrol_beneficiary()))
-    ben_id = done.get_json()["beneficiary_id"]
+    task, ben_id = _enrol_through_a_visit(app, client, actors)
     with app.app_context():
         assert _enrolled_check(run_audit()).ok
         db.session.execute(db.update(Beneficiary).where(Beneficiary.id == ben_id)
@@ -418,11 +423,7 @@ def test_the_audit_finds_an_enrolled_beneficiary_that_signals_cannot_find(app, c
     from app.beneficiaries.models import Beneficiary
     from app.extensions import db
 
-    caseworker = actors.caseworker([TOWN])
-    spike_task(app, alert_at=AT)
-    task = _open_task(client, caseworker)
-    done = _complete(client, caseworker, task["id"], **_enrolled(beneficiary=enrol_beneficiary()))
-    ben_id = done.get_json()["beneficiary_id"]
+    _, ben_id = _enrol_through_a_visit(app, client, actors)
     with app.app_context():
         db.session.execute(db.update(Beneficiary).where(Beneficiary.id == ben_id)
                            .values(id_hash="0" * 64))
