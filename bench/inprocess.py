@@ -139,3 +139,23 @@ def print_per_request(count: int, noun: str, took: dict, counts: Counter, profil
           f"{' (profiled)' if profiled else ''}; statuses {dict(statuses)}")
     for name, value in sorted(counts.items()):
         print(f"  {name:<28} {value / count:6.2f} per request")
+
+
+def profile_requests(count: int, noun: str, request, counts: Counter, args) -> None:
+    """The request profilers' timed part: `request(n)` for n in range(count), answering its HTTP
+    status, under pyinstrument unless `args.no_pyinstrument` (flame graph to `args.html`), with
+    the counters emptied first; then the per-request report."""
+    counts.clear()
+    statuses: Counter = Counter()
+    with profiled(not args.no_pyinstrument, args.html) as profiling, measured() as took:
+        for n in range(count):
+            statuses[request(n)] += 1
+    print_per_request(count, noun, took, counts, profiling, statuses)
+
+
+def close_database(app) -> None:
+    """Give the profiled app's database connections back before its throwaway database goes."""
+    with app.app_context():
+        from app.extensions import db
+        db.session.remove()
+        db.engine.dispose()

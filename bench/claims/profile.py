@@ -76,17 +76,9 @@ def main() -> int:
             counts["trace"] = 1
             one(len(wishes) - 1)
             del counts["trace"]
-        counts.clear()
-        statuses = Counter()
-        with inprocess.profiled(not args.no_pyinstrument, args.html) as profiling, \
-                inprocess.measured() as took:
-            for n in range(args.claims):
-                statuses[one(n + len(wishes) * args.repeat)] += 1  # a fresh round
-        inprocess.print_per_request(args.claims, "requests", took, counts, profiling, statuses)
-        with app.app_context():
-            from app.extensions import db
-            db.session.remove()
-            db.engine.dispose()
+        inprocess.profile_requests(  # from a fresh round
+            args.claims, "requests", lambda n: one(n + len(wishes) * args.repeat), counts, args)
+        inprocess.close_database(app)
     common.flush_redis(args.redis)
     return 0
 

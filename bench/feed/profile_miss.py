@@ -110,21 +110,12 @@ def run(args, url: str) -> None:
             counts["trace"] = 1
             one()
             del counts["trace"]
-        counts.clear()
         sizes.clear()
-        statuses = Counter()
-        with inprocess.profiled(not args.no_pyinstrument, args.html) as profiling, \
-                inprocess.measured() as took:
-            for _ in range(args.requests):
-                statuses[one()] += 1
-        inprocess.print_per_request(args.requests, "feed requests" + (
-            " (cache kept)" if args.hits else " (misses)"), took, counts, profiling, statuses)
-        print(f"  items per page: {dict(sorted(sizes.items()))}; "
-              f"answered before Flask: {app.wsgi_app.hits if hasattr(app.wsgi_app, 'hits') else '?'}")
-        with app.app_context():
-            from app.extensions import db
-            db.session.remove()
-            db.engine.dispose()
+        inprocess.profile_requests(args.requests, "feed requests" + (
+            " (cache kept)" if args.hits else " (misses)"), lambda _: one(), counts, args)
+        hits = app.wsgi_app.hits if hasattr(app.wsgi_app, "hits") else "?"
+        print(f"  items per page: {dict(sorted(sizes.items()))}; answered before Flask: {hits}")
+        inprocess.close_database(app)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import os
 import secrets
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
@@ -81,17 +80,8 @@ def main() -> int:
             one(warm)
             del counts["trace"]
             warm += 1
-        counts.clear()
-        statuses: Counter = Counter()
-        with inprocess.profiled(not args.no_pyinstrument, args.html) as profiling, \
-                inprocess.measured() as took:
-            for n in range(args.uploads):
-                statuses[one(warm + n)] += 1
-        inprocess.print_per_request(args.uploads, "uploads", took, counts, profiling, statuses)
-        with app.app_context():
-            from app.extensions import db
-            db.session.remove()
-            db.engine.dispose()
+        inprocess.profile_requests(args.uploads, "uploads", lambda n: one(warm + n), counts, args)
+        inprocess.close_database(app)
     common.flush_redis(args.redis)
     return 0
 
