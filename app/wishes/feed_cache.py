@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, scoped_session
 from app.redis_conn import get_redis
 from app.settings import has_environment
 from app.uow import on_commit
+from app.wishes.public import BENEFICIARY_FIELDS
 from app.wishes.version_watch import channel_of, watch
 
 log = logging.getLogger(__name__)
@@ -279,9 +280,6 @@ def card(wish_id: str, render: Callable[[], bytes], ttl: float) -> bytes:
     return body
 
 
-_CARD_FIELDS_OF_BENEFICIARY = ("alias", "birth_year")
-
-
 def listen() -> None:
     """Install the flush hook that bumps card versions (the app factory does, once): nothing is
     registered by importing this module."""
@@ -299,7 +297,7 @@ def _cards_changed(session: Session, _flush_context, _instances) -> None:
             if isinstance(obj, Wish) and session.is_modified(obj, include_collections=False)}
     beneficiaries = [obj.id for obj in session.dirty if isinstance(obj, Beneficiary)
                      and any(inspect(obj).attrs[name].history.has_changes()
-                             for name in _CARD_FIELDS_OF_BENEFICIARY)]
+                             for name in BENEFICIARY_FIELDS)]
     if beneficiaries:
         with session.no_autoflush:
             ids |= set(session.scalars(

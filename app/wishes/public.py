@@ -120,13 +120,14 @@ def _card_query():
 
 
 _CARD_FIELDS = tuple(PublicCard.__dataclass_fields__)  # the card's fields, in their order
+BENEFICIARY_FIELDS = ("alias", "birth_year")  # those read from the beneficiary, not the wish
 
 
 @functools.cache
 def _card_columns() -> tuple:
     """The columns a card is read from, one per field of PublicCard and in its order (the
     beneficiary's alias and birth year, the wish's own columns for the rest)."""
-    return tuple(getattr(Beneficiary if name in ("alias", "birth_year") else Wish, name)
+    return tuple(getattr(Beneficiary if name in BENEFICIARY_FIELDS else Wish, name)
                  for name in _CARD_FIELDS)
 
 
